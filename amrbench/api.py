@@ -1,0 +1,295 @@
+"""The contracts every plugin implements, and the data types they exchange.
+
+A plugin is a class with a ``kind`` (model, dataset, selector, condenser, compressor,
+explainer, protocol, executor), a registry ``name``, a ``version`` (folded into cell keys,
+bump it when results change) and ``defaults`` (the parameters a suite may set; unknown
+ones are errors). Its docstring's first line is the description ``amrbench list`` shows.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class AmrbenchError(Exception):
+    """A user-facing error: one line naming the file/key and the fix (CLI exit code 2)."""
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    options = sorted(options)
+    close = difflib.get_close_matches(str(word), options, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return f"{hint}; allowed: {', '.join(options) if options else '(none)'}"
+
+
+# --------------------------------------------------------------------------- data types
+@dataclass
+class SignalSet:
+    """I/Q signals with labels: ``x`` (N, 2, L) float32, ``y`` (N,) int64, ``snr`` (N,)
+    float32 (NaN when unknown), ``classes`` the label names, optional ``weights`` (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    snr: torch.Tensor
+    classes: list
+    name: str = ""
+    weights: Optional[torch.Tensor] = None
+
+    def __post_init__(self):
+        self.x = torch.as_tensor(self.x, dtype=torch.float32)
+        self.y = torch.as_tensor(self.y, dtype=torch.int64)
+        self.snr = torch.as_tensor(self.snr, dtype=torch.float32)
+        n = self.x.shape[0]
+        if self.x.dim() != 3 or self.x.shape[1] != 2:
+            raise AmrbenchError(f"dataset {self.name!r}: x must have shape (N, 2, L), got {tuple(self.x.shape)}")
+        if self.y.shape != (n,) or self.snr.shape != (n,):
+            raise AmrbenchError(
+                f"dataset {self.name!r}: y and snr must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.snr.shape)}")
+        if n and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
+            raise AmrbenchError(f"dataset {self.name!r}: labels must lie in 0..{len(self.classes) - 1}")
+        if self.weights is not None:
+            self.weights = torch.as_tensor(self.weights, dtype=torch.float32)
+            if self.weights.shape != (n,):
+                raise AmrbenchError(f"dataset {self.name!r}: weights must have shape ({n},)")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.x.shape[2])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, index) -> "SignalSet":
+        index = torch.as_tensor(index, dtype=torch.int64)
+        weights = None if self.weights is None else self.weights[index]
+        return SignalSet(self.x[index], self.y[index], self.snr[index], list(self.classes), self.name, weights)
+
+    def with_weights(self, weights) -> "SignalSet":
+        return SignalSet(self.x, self.y, self.snr, list(self.classes), self.name, weights)
+
+    def to(self, device) -> "SignalSet":
+        weights = None if self.weights is None else self.weights.to(device)
+        return SignalSet(self.x.to(device), self.y.to(device), self.snr.to(device), list(self.classes), self.name, weights)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.y.cpu().numpy(), minlength=self.num_classes)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much data a selector or condenser may keep: a ``rate`` in (0, 1] of the training
+    set, or ``spc`` signals per class."""
+
+    rate: Optional[float] = None
+    spc: Optional[int] = None
+
+    def per_class(self, class_counts) -> np.ndarray:
+        """Signals to keep per class: the rate's total split over classes like the data
+        (largest remainder, never more than a class has), or ``spc`` capped likewise."""
+        counts = np.asarray(class_counts, dtype=np.int64)
+        if self.spc is not None:
+            return np.minimum(counts, int(self.spc))
+        exact = counts * float(self.rate)
+        quota = np.floor(exact).astype(np.int64)
+        total = int(round(counts.sum() * float(self.rate)))
+        order = np.argsort(-(exact - quota), kind="stable")
+        for c in order[: max(0, total - int(quota.sum()))]:
+            quota[c] += 1
+        return np.minimum(np.maximum(quota, (counts > 0).astype(np.int64)), counts)
+
+    def label(self) -> str:
+        if self.spc is not None:
+            return f"SPC {self.spc}"
+        pct = 100 * float(self.rate)
+        return f"{pct:g}%"
+
+    def as_dict(self) -> dict:
+        return {"rate": self.rate} if self.spc is None else {"spc": self.spc}
+
+
+@dataclass
+class Selection:
+    """A selector's answer: indices into the training set, optional per-sample weights."""
+
+    indices: torch.Tensor
+    weights: Optional[torch.Tensor] = None
+
+
+# --------------------------------------------------------------------------- plugins
+class Plugin:
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    defaults: ClassVar[dict] = {}
+
+    def __init__(self, **params: Any):
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise AmrbenchError(f"{self.kind} {self.name!r}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}")
+        self.params = {**self.defaults, **params}
+
+    @classmethod
+    def description(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class AMRNet(nn.Module):
+    """Base of every model network: ``embed`` gives the penultimate features (N, D),
+    ``head`` maps them to logits, ``last_conv`` is the module Grad-CAM hooks (None for
+    models without convolutions)."""
+
+    last_conv: Optional[nn.Module] = None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class Model(Plugin):
+    """A classifier architecture. ``input_format`` names the transform the harness applies
+    to (N, 2, L) I/Q before the network sees it (see ``amrbench.transforms``)."""
+
+    kind = "model"
+    input_format: ClassVar[str] = "iq"
+
+    def build(self, num_classes: int, length: int) -> AMRNet:
+        raise NotImplementedError
+
+
+class Dataset(Plugin):
+    """Produces one SignalSet (all splits together); the harness filters SNR and splits.
+    ``snr`` is passed so file loaders can skip what will be filtered out anyway."""
+
+    kind = "dataset"
+
+    def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
+        raise NotImplementedError
+
+
+class Selector(Plugin):
+    """Coreset selection. ``needs`` lists the shared resources it reads from ``ctx``
+    (e.g. "dynamics"), so the harness can compute them once and share them."""
+
+    kind = "selector"
+    needs: ClassVar[tuple] = ()
+
+    def select(self, ctx: "Context", train: SignalSet, budget: Budget) -> Selection:
+        raise NotImplementedError
+
+
+class Condenser(Plugin):
+    kind = "condenser"
+
+    def condense(self, ctx: "Context", train: SignalSet, spc: int) -> SignalSet:
+        raise NotImplementedError
+
+
+class Compressor(Plugin):
+    kind = "compressor"
+
+    def fit(self, ctx: "Context", train: SignalSet) -> None:
+        raise NotImplementedError
+
+    def levels(self) -> list:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, level) -> Any:
+        raise NotImplementedError
+
+    def decode(self, code: Any, level) -> torch.Tensor:
+        raise NotImplementedError
+
+    def bits(self, level, length: int) -> float:
+        raise NotImplementedError
+
+
+class Explainer(Plugin):
+    kind = "explainer"
+
+    def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Class activation vectors (N, L) in [0, 1] for the model's (transformed) input."""
+        raise NotImplementedError
+
+
+class Protocol(Plugin):
+    """What a cell measures. ``defaults`` are the keys allowed in a suite's ``settings:``;
+    ``method_kind`` is the plugin kind its ``methods:`` name; ``budget_axis`` is
+    "rates", "spc" or None."""
+
+    kind = "protocol"
+    method_kind: ClassVar[str] = ""
+    budget_axis: ClassVar[Optional[str]] = None
+
+    def run_cell(self, ctx: "Context", cell: dict) -> dict:
+        """Return the cell's metrics (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def needs(self, registry, cell: dict) -> list:
+        """Shared resource kinds (see ``amrbench.resources``) the cell reads; executors
+        compute each distinct one once, before the cells that wait on it."""
+        return []
+
+
+class Executor(Plugin):
+    """Runs cells somewhere and yields their records as they complete."""
+
+    kind = "executor"
+
+    def run(self, cells: list, options: dict, notify=None) -> Iterator[dict]:
+        """Yield one record per cell, in completion order; call ``notify(cell)`` when a
+        cell starts. ``options`` is ``RunOptions.as_dict()`` (device, jobs, cache, ...)."""
+        raise NotImplementedError
+
+
+KINDS = ("model", "dataset", "selector", "condenser", "compressor", "explainer", "protocol", "executor")
+
+
+@dataclass
+class Context:
+    """What a cell's code may use: its seed, device, settings, artifact cache and the
+    registry. Shared resources (datasets, full-data training dynamics) come through
+    ``ctx.resource`` so every cell of a grid reuses one computation."""
+
+    seed: int
+    device: torch.device
+    cell: dict
+    cache: Any
+    registry: Any
+    memo: dict = field(default_factory=dict)
+
+    def rng(self, *tags) -> np.random.Generator:
+        return np.random.default_rng(derive_seed(self.seed, *tags))
+
+    def torch_generator(self, *tags) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(self.seed, *tags))
+
+    def resource(self, kind: str, **spec) -> Any:
+        from amrbench import resources
+
+        return resources.get(self, kind, **spec)
+
+
+def derive_seed(seed: int, *tags) -> int:
+    """A 63-bit seed from a base seed and tags, stable across runs and platforms."""
+    import hashlib
+
+    text = "/".join([str(int(seed))] + [str(t) for t in tags])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def finite_or_none(value):
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value

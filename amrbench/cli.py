@@ -1,0 +1,183 @@
+"""Command line: ``amrbench run|table|list|leaderboard|datasets ...``.
+
+User errors print one line ``amrbench: error: ...`` and exit 2 (``--debug`` shows the
+traceback); a run with failed cells exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from amrbench.api import KINDS, AmrbenchError
+
+DEFAULT_SUITE = "suites/quick.yaml"
+
+
+def _seeds(text: str) -> list:
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = text.split("-")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give integers like 0,1,2 or a range 0-4") from None
+
+
+def _suite_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help=f"suite YAML (default {DEFAULT_SUITE})")
+    p.add_argument("--profile", help="named overrides from the suite's profiles: block (e.g. quick)")
+    p.add_argument("--results", help="where records and tables go (default results/<suite name>/)")
+    p.add_argument("--seeds", type=_seeds, help="override the suite's seeds: 0,1,2 or 0-4")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amrbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite (resumes: finished cells are skipped)")
+    _suite_args(run)
+    run.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    run.add_argument("--jobs", type=int, default=1, help="local worker processes (cells are independent)")
+    run.add_argument("--executor", default="local", help="executor plugin (local, or dask with amrbench[dask])")
+    run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded grid and what is already done")
+    run.add_argument("--format", default="markdown", help="format of the table printed at the end")
+
+    table = sub.add_parser("table", help="re-render a suite's table from stored records")
+    _suite_args(table)
+    table.add_argument("--format", default="markdown", help="markdown, latex, csv or html")
+    table.add_argument("--out", help="write to this file instead of stdout")
+
+    lst = sub.add_parser("list", help="list registered plugins by kind")
+    lst.add_argument("kind", nargs="?", help="one kind: " + ", ".join(k + "s" for k in KINDS))
+
+    board = sub.add_parser("leaderboard", help="rebuild results/LEADERBOARD.md from committed records")
+    board.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
+    board.add_argument("--results-root", default="results")
+    board.add_argument("--suites", default="suites", help="folder of suite files")
+
+    try:
+        from amrbench.data.commands import add_parser as add_datasets_parser
+    except ImportError:
+        pass
+    else:
+        add_datasets_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(COMMANDS.get(args.command, _delegate)(args) or 0)
+    except AmrbenchError as exc:
+        if args.debug:
+            raise
+        print(f"amrbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("amrbench: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
+        return 130
+
+
+def _delegate(args) -> int:
+    from amrbench.registry import default_registry
+
+    return args.handler(args, default_registry())
+
+
+def _load(args):
+    from amrbench.suite import load_suite
+
+    return load_suite(args.suite, profile=args.profile, seeds=args.seeds)
+
+
+def cmd_run(args) -> int:
+    from amrbench import runner, tables
+    from amrbench.runner import RunOptions
+
+    suite = _load(args)
+    runner.resolve_device(args.device)
+    options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
+                         cache=args.cache)
+    if args.dry_run:
+        from amrbench.suite import expand
+        from amrbench.store import RecordStore
+
+        cells = expand(suite)
+        done = RecordStore(runner.results_dir(suite, options) / "records.jsonl").done_keys()
+        print(runner.dry_run_report(suite, cells, done))
+        return 0
+    out_dir = runner.results_dir(suite, options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "suite.json").write_text(json.dumps({"suite": args.suite, "profile": args.profile}, indent=1) + "\n")
+    summary = runner.run_suite(suite, options)
+    records = _suite_records(suite, summary.store)
+    (out_dir / "table.md").write_text(tables.render(suite, records, "markdown"))
+    print(tables.render(suite, records, args.format))
+    ran = len(summary.records)
+    print(f"{suite.name}: {summary.cells} cells, {summary.skipped} already done, {ran} run, "
+          f"{len(summary.failed)} failed; records in {summary.store.path}", file=sys.stderr)
+    for record in summary.failed:
+        print(f"  failed {record['key'][:12]}: {record['error']}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _suite_records(suite, store) -> list:
+    """The stored records of this suite's grid (latest per key)."""
+    from amrbench.suite import expand
+
+    keys = {c["key"] for c in expand(suite)}
+    return [r for k, r in store.latest().items() if k in keys]
+
+
+def cmd_table(args) -> int:
+    from amrbench import runner, tables
+    from amrbench.runner import RunOptions
+    from amrbench.store import RecordStore
+
+    suite = _load(args)
+    store = RecordStore(runner.results_dir(suite, RunOptions(results=args.results)) / "records.jsonl")
+    if not store.path.exists():
+        raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}` first")
+    text = tables.render(suite, _suite_records(suite, store), args.format)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from amrbench.registry import default_registry
+    from amrbench.listing import list_plugins
+
+    print(list_plugins(default_registry(), args.kind))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from amrbench.leaderboard import build_leaderboard
+
+    root = Path(args.results_root)
+    text = build_leaderboard(root, Path(args.suites))
+    target = root / "LEADERBOARD.md"
+    if args.check:
+        if not target.exists() or target.read_text() != text:
+            print(f"amrbench: {target} is stale; run `amrbench leaderboard` and commit it", file=sys.stderr)
+            return 1
+        print(f"{target} is up to date")
+        return 0
+    root.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "table": cmd_table, "list": cmd_list, "leaderboard": cmd_leaderboard}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""pluggy hook specifications of the ``amrbench`` project.
+
+Plugin modules (found through the ``amrbench`` entry-point group, built-ins included)
+implement ``amrbench_register`` to add their plugin classes; reporters implement the
+event hooks (suite start, cell start/done, suite done).
+"""
+import pluggy
+
+hookspec = pluggy.HookspecMarker("amrbench")
+hookimpl = pluggy.HookimplMarker("amrbench")
+
+
+@hookspec(historic=True)
+def amrbench_register(registry):
+    """Add plugin classes: ``registry.add(MyPlugin)``."""
+
+
+@hookspec
+def amrbench_suite_start(suite, cells, done):
+    """A run begins: ``cells`` all cells of the grid, ``done`` the keys already stored."""
+
+
+@hookspec
+def amrbench_cell_start(cell):
+    """A cell was handed to the executor."""
+
+
+@hookspec
+def amrbench_cell_done(record):
+    """A cell finished (ok or failed) and its record was appended to the store."""
+
+
+@hookspec
+def amrbench_suite_done(suite, records):
+    """The run ended; ``records`` are the records produced by this run."""

@@ -1,0 +1,117 @@
+"""Shared resources cells read through ``ctx.resource(kind)``: computed once per
+(dataset, model, seed, settings) and reused by every method and budget of a grid.
+
+- ``dataset``: the (train, test) SignalSets of the cell's dataset spec (memoised in the
+  process; generators cache their output on disk themselves).
+- ``dynamics``: a full-data training run of the cell's source model (the scoring run of
+  coreset selection): per-epoch predictions, losses and correctness of every training
+  sample (recorded from the training batches, as the FoQuS/Forgetting references do),
+  final embeddings, probabilities, the trained weights. Stored in the artifact cache.
+
+Protocols and plugins may add kinds with ``register_resource``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+
+from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
+from amrbench.cache import stable_hash
+from amrbench.data.splits import filter_snr, stratified_split
+from amrbench.train import fit, predict, validate_train_settings
+
+_MEMO: "OrderedDict[str, Any]" = OrderedDict()
+_MEMO_SIZE = 8
+_KINDS: dict[str, tuple[Callable, Callable]] = {}
+
+
+def register_resource(kind: str, config: Callable[[Context], dict], compute: Callable[[Context], Any]) -> None:
+    """``config(ctx)`` says what the resource depends on (its cache key);
+    ``compute(ctx)`` builds it."""
+    _KINDS[kind] = (config, compute)
+
+
+def _memo(key: str, make: Callable[[], Any]) -> Any:
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = make()
+    _MEMO[key] = value
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
+    """Resolve a dataset spec to its seeded, SNR-filtered, stratified (train, test)."""
+    def make():
+        plugin = registry.create("dataset", spec["name"], spec.get("params"))
+        snr = tuple(spec["snr"]) if spec.get("snr") else None
+        data = filter_snr(plugin.load(seed=spec.get("seed", 0), snr=snr), snr)
+        if len(data) == 0:
+            raise AmrbenchError(f"dataset {spec['name']!r}: no signals left after the SNR filter {spec.get('snr')}")
+        return stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"))
+
+    return _memo("dataset:" + stable_hash(spec, 24), make)
+
+
+def artifact_config(ctx: Context, kind: str) -> dict:
+    if kind not in _KINDS:
+        raise AmrbenchError(f"unknown resource {kind!r}; known: dataset, {', '.join(sorted(_KINDS))}")
+    return _KINDS[kind][0](ctx)
+
+
+def get(ctx: Context, kind: str, **spec) -> Any:
+    if kind == "dataset":
+        return load_splits(ctx.registry, spec.get("spec") or ctx.cell["dataset"])
+    config = artifact_config(ctx, kind)
+    compute = _KINDS[kind][1]
+    key = f"{kind}:{stable_hash(config, 24)}"
+    return _memo(key, lambda: ctx.cache.get_or_compute(kind, config, lambda: compute(ctx)))
+
+
+# --------------------------------------------------------------------------- dynamics
+def scoring_settings(cell: dict) -> dict:
+    """Training settings of the full-data scoring run: the suite's ``train`` with the
+    protocol's ``settings.scoring`` overrides."""
+    return validate_train_settings({**cell["train"], **(cell["settings"].get("scoring") or {})})
+
+
+def _dynamics_config(ctx: Context) -> dict:
+    cell = ctx.cell
+    return {"dataset": cell["dataset"], "model": cell["model"]["source"], "model_version": cell["versions"]["source"],
+            "seed": cell["seed"], "train": scoring_settings(cell)}
+
+
+def _compute_dynamics(ctx: Context) -> dict:
+    train, _ = ctx.resource("dataset")
+    model = ctx.registry.create("model", ctx.cell["model"]["source"])
+    settings = scoring_settings(ctx.cell)
+    torch.manual_seed(derive_seed(ctx.seed, "dynamics", "init"))
+    net = model.build(train.num_classes, train.length)
+    epochs, n = settings["epochs"], len(train)
+    pred = torch.zeros(epochs, n, dtype=torch.int16)
+    loss = torch.zeros(epochs, n, dtype=torch.float32)
+
+    def record(epoch, index, logits, losses):
+        index = index.cpu()
+        pred[epoch, index] = logits.argmax(1).cpu().to(torch.int16)
+        loss[epoch, index] = losses.float().cpu()
+
+    fit(net, model.input_format, train, settings, ctx.torch_generator("dynamics", "order"), ctx.device, on_batch=record)
+    logits = predict(net, model.input_format, train.x, settings["eval_batch_size"], ctx.device)
+    embeddings = predict(net, model.input_format, train.x, settings["eval_batch_size"], ctx.device, embed=True)
+    return {
+        "pred": pred,
+        "loss": loss,
+        "correct": pred == train.y.to(torch.int16).unsqueeze(0),
+        "probs": torch.softmax(logits, 1),
+        "embeddings": embeddings,
+        "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+        "epochs": epochs,
+    }
+
+
+register_resource("dynamics", _dynamics_config, _compute_dynamics)

@@ -1,0 +1,194 @@
+"""Runs a suite: expands the grid, skips stored cells, hands the rest to an executor
+plugin and appends each record to the store as it arrives (only the driver writes).
+
+``execute_cell`` and ``execute_artifact`` are what executors call wherever they run
+(in-process, a process pool, a Dask worker): they take a spec, build or load the data
+themselves and return a JSON-able record. A plugin that raises gives a ``failed``
+record; the suite goes on.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from amrbench import __version__
+from amrbench.api import AmrbenchError, Context, derive_seed
+from amrbench.cache import stable_hash
+from amrbench.registry import default_registry
+from amrbench.store import SCHEMA_VERSION, ArtifactCache, RecordStore
+from amrbench.suite import Suite, expand
+
+
+@dataclass
+class RunOptions:
+    results: Optional[str] = None
+    device: str = "cpu"
+    jobs: int = 1
+    executor: str = "local"
+    executor_params: dict = field(default_factory=dict)
+    cache: Optional[str] = None
+    threads: Optional[int] = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def results_dir(suite: Suite, options: RunOptions) -> Path:
+    return Path(options.results) if options.results else Path("results") / suite.name
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AmrbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise AmrbenchError(f"--device {name!r}: allowed: cpu, cuda, cuda:N")
+    return torch.device(name)
+
+
+@lru_cache(maxsize=1)
+def environment() -> dict:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        git = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip() or None
+    except Exception:
+        git = None
+    import numpy
+
+    return {"amrbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "git": git, "host": socket.gethostname()}
+
+
+def make_context(config: dict, options: dict) -> Context:
+    return Context(seed=config["seed"], device=resolve_device(options.get("device", "cpu")), cell=config,
+                   cache=ArtifactCache(options.get("cache")), registry=default_registry())
+
+
+def _set_threads(options: dict) -> None:
+    if options.get("threads"):
+        torch.set_num_threads(int(options["threads"]))
+
+
+def execute_cell(cell: dict, options: dict) -> dict:
+    """Run one cell and return its record (never raises for a plugin's error)."""
+    _set_threads(options)
+    config = cell["config"]
+    start = time.time()
+    record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
+              "labels": cell["labels"], "device": options.get("device", "cpu"), "pid": os.getpid(),
+              "env": environment(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
+    try:
+        ctx = make_context(config, options)
+        torch.manual_seed(derive_seed(config["seed"], "cell"))
+        protocol = ctx.registry.create("protocol", config["protocol"], config["settings"])
+        record.update(status="ok", metrics=protocol.run_cell(ctx, config), error=None)
+    except Exception as exc:
+        record.update(status="failed", metrics=None, error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                      traceback=traceback.format_exc())
+    record["wall_time_s"] = round(time.time() - start, 3)
+    return record
+
+
+def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
+    """Compute a shared artifact a cell needs; an error is returned, not raised: the
+    dependent cells will meet it again and record it as their failure."""
+    _set_threads(options)
+    try:
+        ctx = make_context(cell["config"], options)
+        ctx.resource(kind)
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def prerequisites(cells: list, options: dict) -> list[tuple[dict, str]]:
+    """The distinct shared artifacts the cells need, one representative cell each."""
+    from amrbench import resources
+
+    registry = default_registry()
+    seen, out = set(), []
+    for cell in cells:
+        config = cell["config"]
+        protocol = registry.create("protocol", config["protocol"], config["settings"])
+        for kind in protocol.needs(registry, config):
+            ctx = make_context(config, options)
+            key = (kind, stable_hash(resources.artifact_config(ctx, kind)))
+            if key not in seen:
+                seen.add(key)
+                out.append((cell, kind))
+    return out
+
+
+def preflight(suite: Suite) -> None:
+    """Checks that need the data: an SPC larger than the smallest class."""
+    from amrbench.resources import load_splits
+
+    spcs = [b.spc for b in suite.budgets if b is not None and b.spc is not None]
+    if not spcs:
+        return
+    for dataset in suite.datasets:
+        train, _ = load_splits(default_registry(), dataset)
+        smallest = int(train.class_counts().min())
+        if max(spcs) > smallest:
+            raise AmrbenchError(f"{suite.path}: spc: {max(spcs)} exceeds the smallest class of dataset "
+                                f"{dataset['label']!r} ({smallest} training signals); use spc <= {smallest}")
+
+
+def dry_run_report(suite: Suite, cells: list, done: set) -> str:
+    from tabulate import tabulate
+
+    rows = [[c["labels"]["dataset"], c["labels"]["model"], c["labels"]["method"], c["labels"]["budget"],
+             c["labels"]["seed"], "done" if c["key"] in done else "todo", c["key"][:12]] for c in cells]
+    table = tabulate(rows, headers=["dataset", "model", "method", "budget", "seed", "status", "key"], tablefmt="simple")
+    n_done = sum(c["key"] in done for c in cells)
+    return f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, {len(cells) - n_done} to run"
+
+
+@dataclass
+class RunSummary:
+    cells: int
+    skipped: int
+    records: list
+    store: RecordStore
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.records if r["status"] != "ok"]
+
+
+def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
+    registry = default_registry()
+    resolve_device(options.device)
+    if options.jobs < 1:
+        raise AmrbenchError("--jobs must be at least 1")
+    cells = expand(suite, registry)
+    store = RecordStore(results_dir(suite, options) / "records.jsonl")
+    done = store.done_keys()
+    todo = [c for c in cells if c["key"] not in done]
+    executor = registry.create("executor", options.executor, options.executor_params)
+    if todo:
+        preflight(suite)
+    errors = registry.call_reporters("amrbench_suite_start", suite=suite, cells=cells, done=done)
+    produced = []
+    def notify(cell):
+        errors.extend(registry.call_reporters("amrbench_cell_start", cell=cell))
+
+    for record in executor.run(todo, options.as_dict(), notify):
+        store.append(record)
+        produced.append(record)
+        errors += registry.call_reporters("amrbench_cell_done", record=record)
+    errors += registry.call_reporters("amrbench_suite_done", suite=suite, records=produced)
+    for error in dict.fromkeys(errors):
+        print(f"amrbench: warning: {error}", file=sys.stderr)
+    return RunSummary(len(cells), len(cells) - len(todo), produced, store)

@@ -1,0 +1,1 @@
+"""Built-in amrbench compressors plugins (one file per plugin)."""

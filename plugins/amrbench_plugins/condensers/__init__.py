@@ -1,0 +1,1 @@
+"""Built-in amrbench condensers plugins (one file per plugin)."""

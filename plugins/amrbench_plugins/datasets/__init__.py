@@ -1,0 +1,1 @@
+"""Built-in amrbench datasets plugins (one file per plugin)."""

@@ -1,0 +1,1 @@
+"""Built-in amrbench executors plugins (one file per plugin)."""

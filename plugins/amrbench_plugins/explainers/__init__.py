@@ -1,0 +1,1 @@
+"""Built-in amrbench explainers plugins (one file per plugin)."""

@@ -1,0 +1,1 @@
+"""Built-in amrbench models plugins (one file per plugin)."""

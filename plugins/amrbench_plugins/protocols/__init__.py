@@ -1,0 +1,1 @@
+"""Built-in amrbench protocols plugins (one file per plugin)."""

@@ -1,0 +1,1 @@
+"""Built-in amrbench reporters plugins (one file per plugin)."""

@@ -1,0 +1,1 @@
+"""Built-in amrbench selectors plugins (one file per plugin)."""

@@ -1,0 +1,151 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from amrbench.cli import main
+from amrbench.store import RecordStore
+from tests.conftest import REPO, TINY_SUITE, fake_distribution, run_cli
+
+
+def records(path):
+    return RecordStore(path).read()
+
+
+def test_run_writes_records_and_table_then_resumes_without_work(write_suite, tmp_path, capsys):
+    suite = write_suite()
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out)]) == 0
+    first = records(out / "records.jsonl")
+    assert len(first) == 8 and all(r["status"] == "ok" for r in first)
+    r = first[0]
+    assert set(r) >= {"key", "config", "labels", "metrics", "wall_time_s", "env", "device", "status"}
+    assert 0 <= r["metrics"]["accuracy"] <= 1 and r["metrics"]["per_snr"] and len(r["metrics"]["confusion"]) == 4
+    assert "| uniform" in (out / "table.md").read_text()
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(out)]) == 0
+    assert "8 already done, 0 run" in capsys.readouterr().err
+    assert len(records(out / "records.jsonl")) == 8
+
+    assert main(["table", str(suite), "--results", str(out), "--format", "latex"]) == 0
+    assert r"\toprule" in capsys.readouterr().out
+    assert main(["run", str(suite), "--results", str(out), "--dry-run"]) == 0
+    assert "8 cells, 8 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_jobs_do_not_change_the_numbers(write_suite, tmp_path):
+    suite = write_suite()
+    assert main(["run", str(suite), "--results", str(tmp_path / "serial")]) == 0
+    assert main(["run", str(suite), "--results", str(tmp_path / "pool"), "--jobs", "2"]) == 0
+    serial = {r["key"]: r["metrics"] for r in records(tmp_path / "serial" / "records.jsonl")}
+    pool = {r["key"]: r["metrics"] for r in records(tmp_path / "pool" / "records.jsonl")}
+    assert serial.keys() == pool.keys()
+    for key in serial:
+        assert {k: v for k, v in serial[key].items() if not k.endswith("time_s")} == \
+               {k: v for k, v in pool[key].items() if not k.endswith("time_s")}
+
+
+def test_a_plugin_that_raises_fails_its_cells_only(write_suite, tmp_path, monkeypatch, capsys):
+    root = fake_distribution(tmp_path / "site", "raising-dist", {"raising_selector": """
+        from amrbench.api import Selector
+        from amrbench.hookspecs import hookimpl
+
+        class Exploding(Selector):
+            '''Always raises.'''
+            name = "exploding"
+            def select(self, ctx, train, budget):
+                raise ValueError("selector exploded on purpose")
+
+        @hookimpl
+        def amrbench_register(registry):
+            registry.add(Exploding)
+    """}, {"raising": "raising_selector"})
+    monkeypatch.syspath_prepend(str(root))
+    suite = write_suite(TINY_SUITE.replace("[uniform, herding]", "[uniform, exploding]"))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out)]) == 1
+    stored = records(out / "records.jsonl")
+    failed = [r for r in stored if r["status"] == "failed"]
+    assert len(stored) == 8 and len(failed) == 4
+    assert all(r["error"] == "ValueError: selector exploded on purpose" for r in failed)
+    assert "4 failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "missing.yaml"], "missing.yaml: suite file not found"),
+    (["run", "{suite}", "--profile", "nope"], "unknown profile 'nope'"),
+    (["run", "{suite}", "--device", "tpu"], "--device 'tpu'"),
+    (["table", "{suite}", "--format", "docx", "--results", "{out}"], "--format 'docx'"),
+    (["list", "widgets"], "unknown kind 'widgets'"),
+])
+def test_usage_errors_exit_2_with_one_line(write_suite, tmp_path, capsys, args, message):
+    suite = write_suite()
+    out = tmp_path / "out"
+    if args[0] == "table":
+        main(["run", str(suite), "--results", str(out)])
+        capsys.readouterr()
+    args = [a.format(suite=suite, out=out) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_spc_larger_than_the_smallest_class_is_a_usage_error(write_suite, tmp_path, capsys):
+    suite = write_suite(TINY_SUITE.replace("rates: [0.25, 0.5]", "spc: [5, 500]"))
+    assert main(["run", str(suite), "--results", str(tmp_path / "o")]) == 2
+    assert "spc: 500 exceeds the smallest class" in capsys.readouterr().err
+
+
+def test_list_shows_kinds_descriptions_and_distributions(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("models", "datasets", "selectors", "condensers", "compressors", "explainers", "reporters"):
+        assert heading in out
+    assert "Uniform random class-balanced sampling" in out and "amrbench 0.1.0" in out
+    assert "100,907" in out  # CNN1D parameter count at L=128, 11 classes
+
+
+SLOW_SUITE = TINY_SUITE.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3, 4, 5]").replace("epochs: 1, batch", "epochs: 3, batch")
+
+
+def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(write_suite, tmp_path):
+    suite = write_suite(SLOW_SUITE)
+    out = tmp_path / "out"
+    store = out / "records.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "amrbench.cli", "run", str(suite), "--results", str(out)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not store.exists() or store.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = records(store)
+    assert 3 <= len(partial) < 24, "the kill should land mid-run"
+    with open(store, "a") as f:
+        f.write('{"key": "torn')  # what a crash during a write leaves behind
+    result = run_cli("run", suite, "--results", out)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(partial)} already done, {24 - len(partial)} run" in result.stderr
+    final = records(store)
+    keys = [r["key"] for r in final]
+    assert len(keys) == 24 and len(set(keys)) == 24
+    assert [r["key"] for r in final[:len(partial)]] == [r["key"] for r in partial]
+
+
+def test_leaderboard_rebuild_and_check(write_suite, tmp_path):
+    suite = write_suite()
+    results_root = tmp_path / "results"
+    assert main(["run", str(suite), "--results", str(results_root / "tiny")]) == 0
+    assert main(["leaderboard", "--check", "--results-root", str(results_root)]) == 1
+    assert main(["leaderboard", "--results-root", str(results_root)]) == 0
+    text = (results_root / "LEADERBOARD.md").read_text()
+    assert "## tiny" in text and "| uniform" in text and "8 of 8 cells" in text
+    assert main(["leaderboard", "--check", "--results-root", str(results_root)]) == 0
+    store = RecordStore(results_root / "tiny" / "records.jsonl")
+    record = store.read()[0]
+    record["metrics"]["accuracy"] = 0.123
+    store.append(record)
+    assert main(["leaderboard", "--check", "--results-root", str(results_root)]) == 1
