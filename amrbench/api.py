@@ -131,6 +131,7 @@ class Plugin:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     defaults: ClassVar[dict] = {}
+    choices: ClassVar[dict] = {}  # parameter -> allowed values, checked on construction
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)
@@ -138,6 +139,10 @@ class Plugin:
             key = sorted(unknown)[0]
             raise AmrbenchError(f"{self.kind} {self.name!r}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}")
         self.params = {**self.defaults, **params}
+        for key, allowed in self.choices.items():
+            if self.params.get(key) not in allowed:
+                raise AmrbenchError(f"{self.kind} {self.name!r}: {key}={self.params.get(key)!r} is not allowed"
+                                    f"{did_you_mean(str(self.params.get(key)), [str(a) for a in allowed])}")
 
     @classmethod
     def description(cls) -> str:

@@ -41,6 +41,7 @@ class Herding(Selector):
 
     name = "herding"
     defaults = {"embedding": "model"}
+    choices = {"embedding": ("model", "input")}
     needs = ("dynamics",)
 
     def select(self, ctx, train, budget):
