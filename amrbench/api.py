@@ -153,7 +153,11 @@ class Plugin:
 class AMRNet(nn.Module):
     """Base of every model network: ``embed`` gives the penultimate features (N, D),
     ``head`` maps them to logits, ``last_conv`` is the module Grad-CAM hooks (None for
-    models without convolutions)."""
+    models without convolutions).
+
+    Set ``last_conv`` with ``object.__setattr__(self, "last_conv", module)``: a plain
+    ``self.last_conv = module`` would register the module a second time (duplicating its
+    weights in ``state_dict``) and be shadowed by this class attribute."""
 
     last_conv: Optional[nn.Module] = None
 

@@ -51,7 +51,8 @@ class CNN1DNet(AMRNet):
         self.stacks = nn.Sequential(*layers)
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
-        object.__setattr__(self, "last_conv", self.stacks[-2 if isinstance(self.stacks[-1], nn.MaxPool1d) else -1].conv2)
+        last_unit = self.stacks[-2 if isinstance(self.stacks[-1], nn.MaxPool1d) else -1]
+        object.__setattr__(self, "last_conv", last_unit.conv2)
         self.fc = nn.Linear(channels * size, hidden)
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(hidden, num_classes)
