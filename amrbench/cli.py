@@ -6,6 +6,8 @@ traceback); a run with failed cells exits 1.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,6 +15,10 @@ from pathlib import Path
 from amrbench.api import KINDS, AmrbenchError
 
 DEFAULT_SUITE = "suites/quick.yaml"
+# modules contributing subcommands through add_parser(subparsers); their handlers are
+# called as handler(args, registry)
+COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli", "amrbench.compress_plots",
+                               "amrbench.explain_plots") if importlib.util.find_spec(m) is not None]
 
 
 def _seeds(text: str) -> list:
@@ -33,7 +39,7 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amrbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="amrbench", description="Benchmark data-efficiency methods for Automatic Modulation Recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -42,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     run.add_argument("--jobs", type=int, default=1, help="local worker processes (cells are independent)")
     run.add_argument("--executor", default="local", help="executor plugin (local, or dask with amrbench[dask])")
+    run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes")
+    run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786")
+    run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...)")
+    run.add_argument("--retries", type=int, help="dask: reruns of a cell whose worker died (default 2)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     run.add_argument("--dry-run", action="store_true", help="print the expanded grid and what is already done")
     run.add_argument("--format", default="markdown", help="format of the table printed at the end")
@@ -59,12 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--results-root", default="results")
     board.add_argument("--suites", default="suites", help="folder of suite files")
 
-    try:
-        from amrbench.data.commands import add_parser as add_datasets_parser
-    except ImportError:
-        pass
-    else:
-        add_datasets_parser(sub)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
@@ -102,7 +108,8 @@ def cmd_run(args) -> int:
     suite = _load(args)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
-                         cache=args.cache)
+                         cache=args.cache, executor_params={k: getattr(args, k) for k in ("workers", "scheduler",
+                         "cluster", "retries") if getattr(args, k) is not None})
     if args.dry_run:
         from amrbench.suite import expand
         from amrbench.store import RecordStore
