@@ -1,0 +1,362 @@
+"""Readers of real AMR dataset files, shared by the file dataset plugins.
+
+Every reader turns an unreadable, truncated or mis-shaped file into a one-line
+:class:`AmrbenchError` naming the file and what was expected. Large files are read
+lazily: labels and SNRs first, then only the kept signal rows, in sorted blocks.
+
+- RML2016.10a/b pickles: :func:`load_rml_pickle` uses :class:`RestrictedUnpickler`,
+  which admits only numpy's array-reconstruction globals; anything else is refused.
+- RML2018.01a HDF5: :func:`read_rml2018`.
+- Sig2019-12 (.npz / .npy pair / HDF5): :func:`read_sig2019`.
+- The generic amrbench format (HDF5 or NPZ): :func:`read_generic`.
+"""
+from __future__ import annotations
+
+import codecs
+import pickle
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from amrbench.api import AmrbenchError, SignalSet
+
+RML2018_CLASSES_FIXED = [
+    "OOK", "4ASK", "8ASK", "BPSK", "QPSK", "8PSK", "16PSK", "32PSK", "16APSK", "32APSK", "64APSK",
+    "128APSK", "16QAM", "32QAM", "64QAM", "128QAM", "256QAM", "AM-SSB-WC", "AM-SSB-SC", "AM-DSB-WC",
+    "AM-DSB-SC", "FM", "GMSK", "OQPSK"]
+RML2018_CLASSES_DISTRIBUTED = [
+    "32PSK", "16APSK", "32QAM", "FM", "GMSK", "32APSK", "OQPSK", "8ASK", "BPSK", "8PSK", "AM-SSB-SC",
+    "4ASK", "16PSK", "64APSK", "128QAM", "128APSK", "AM-DSB-SC", "AM-SSB-WC", "64QAM", "QPSK", "256QAM",
+    "AM-DSB-WC", "OOK", "16QAM"]
+SIG2019_CLASSES = ["BPSK", "QPSK", "8PSK", "OQPSK", "4PAM", "8PAM", "16QAM", "32QAM", "64QAM",
+                   "2FSK", "4FSK", "8FSK"]
+BLOCK_BYTES = 16 << 20   # signal rows are read in blocks of about this size
+LABEL_CHUNK = 1 << 16    # label/SNR rows read at a time
+
+
+# --------------------------------------------------------------------------- errors
+def require_file(path, dataset: str, what: str) -> Path:
+    """The existing file ``path`` of parameter ``path`` of ``dataset``, or AmrbenchError."""
+    if path is None or str(path) == "":
+        raise AmrbenchError(f"dataset {dataset!r}: parameter 'path' is required ({what})")
+    found = Path(str(path)).expanduser()
+    if not found.is_file():
+        raise AmrbenchError(f"dataset {dataset!r}: {found}: no such file (expected {what})")
+    return found
+
+
+@contextmanager
+def reading(path, expected: str):
+    """Turn any failure while reading ``path`` into a one-line AmrbenchError."""
+    try:
+        yield
+    except (AmrbenchError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # h5py, pickle, zipfile and numpy raise many types
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise AmrbenchError(f"{path}: cannot read {expected} ({type(exc).__name__}: {reason})") from None
+
+
+def _bad(path, message: str):
+    raise AmrbenchError(f"{path}: {message}")
+
+
+# --------------------------------------------------------------------------- pickles
+def _latin1_encode(text, encoding="latin1"):
+    if str(encoding).lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+def _allowed_globals() -> dict:
+    from numpy._core import multiarray
+
+    return {("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("_codecs", "encode"): _latin1_encode}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that builds plain containers and numpy arrays only: ``find_class``
+    admits numpy's array reconstruction helpers (and a latin-1-only ``_codecs.encode``
+    for protocol 2 bytes) and refuses every other global with an AmrbenchError."""
+
+    def __init__(self, file, path):
+        super().__init__(file, encoding="latin1")
+        self.path = path
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module, name):
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise AmrbenchError(f"{self.path}: refusing pickle global {module}.{name} "
+                                "(only numpy arrays may be loaded from a dataset pickle)")
+        return found
+
+    def persistent_load(self, pid):
+        raise AmrbenchError(f"{self.path}: refusing pickle persistent id {pid!r}")
+
+
+def load_restricted_pickle(path):
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`."""
+    with reading(path, "a pickle of numpy arrays"), open(path, "rb") as f:
+        return RestrictedUnpickler(f, path).load()
+
+
+def _check_key_dict(table, path) -> None:
+    if not isinstance(table, dict) or not table:
+        _bad(path, f"expected a non-empty dict {{(modulation, snr): array (N, 2, L)}}, got {type(table).__name__}")
+    lengths = set()
+    for key, value in table.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], (str, bytes))
+                and isinstance(key[1], (int, np.integer, float))):
+            _bad(path, f"expected keys (modulation str, snr int), got {key!r}")
+        if not (isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[1] == 2
+                and value.dtype.kind in "fiu"):
+            shape = getattr(value, "shape", type(value).__name__)
+            _bad(path, f"expected a float array (N, 2, L) for key {key!r}, got {shape}")
+        lengths.add(value.shape[2])
+    if len(lengths) != 1:
+        _bad(path, f"expected one signal length for all keys, got {sorted(lengths)}")
+
+
+def key_dict_to_signalset(table: dict, path, name: str, snr: Optional[tuple] = None,
+                          per_class_per_snr: Optional[int] = None, seed: int = 0) -> SignalSet:
+    """RML2016-style {(modulation, snr): (N, 2, L)} -> SignalSet; classes sorted by name,
+    rows ordered by (class, snr); optional SNR filter and seeded subsample per key.
+    Entries are popped from ``table`` as they are copied, to bound peak memory."""
+    _check_key_dict(table, path)
+    for key in [k for k in table if isinstance(k[0], bytes)]:
+        table[(key[0].decode("latin1"), key[1])] = table.pop(key)
+    classes = sorted({mod for mod, _ in table})
+    keys = sorted(k for k in table if snr is None or float(snr[0]) <= float(k[1]) <= float(snr[1]))
+    if not keys:
+        _bad(path, f"no (modulation, snr) key with snr in {list(snr)}")
+    rng = np.random.default_rng(seed)
+    picks = {k: _pick(len(table[k]), per_class_per_snr, rng) for k in keys}
+    total = sum(len(p) for p in picks.values())
+    length = next(iter(table.values())).shape[2]
+    x = np.empty((total, 2, length), dtype=np.float32)
+    y = np.empty(total, dtype=np.int64)
+    snrs = np.empty(total, dtype=np.float32)
+    row = 0
+    for key in keys:
+        rows = table.pop(key)[picks[key]]
+        x[row:row + len(rows)] = rows
+        y[row:row + len(rows)] = classes.index(key[0])
+        snrs[row:row + len(rows)] = float(key[1])
+        row += len(rows)
+    return SignalSet(x, y, snrs, classes, name=name)
+
+
+def _pick(size: int, per: Optional[int], rng) -> np.ndarray:
+    if per is None or per >= size:
+        return np.arange(size)
+    return np.sort(rng.choice(size, per, replace=False))
+
+
+# --------------------------------------------------------------------------- HDF5 helpers
+def open_hdf5(path):
+    import h5py
+
+    with reading(path, "an HDF5 file"):
+        return h5py.File(path, "r")
+
+
+def hdf5_dataset(f, path, names, expected: str):
+    """The first of ``names`` present in the open HDF5 file ``f``."""
+    for name in names:
+        if name in f:
+            return f[name]
+    _bad(path, f"missing dataset {names[0]!r} (expected {expected}); found {sorted(f.keys())}")
+
+
+def read_chunked(dataset, start: int = 0, stop: Optional[int] = None, chunk: int = LABEL_CHUNK):
+    """Yield consecutive row blocks of ``dataset`` (h5py or numpy) of ``chunk`` rows."""
+    stop = dataset.shape[0] if stop is None else stop
+    for lo in range(start, stop, chunk):
+        yield np.asarray(dataset[lo:min(stop, lo + chunk)])
+
+
+def read_rows(dataset, indices: np.ndarray, out: np.ndarray, channel_last: bool) -> None:
+    """Copy rows ``indices`` (sorted) of a (N, L, 2) or (N, 2, L) ``dataset`` into ``out``
+    (K, 2, L) float32, reading contiguous blocks of about BLOCK_BYTES."""
+    row_bytes = max(1, int(np.prod(dataset.shape[1:])) * np.dtype(dataset.dtype).itemsize)
+    block = max(1, BLOCK_BYTES // row_bytes)
+    blocks = indices // block
+    bounds = np.flatnonzero(np.diff(blocks)) + 1
+    for part, positions in zip(np.split(indices, bounds), np.split(np.arange(len(indices)), bounds)):
+        if not len(part):
+            continue
+        lo, hi = int(part[0]), int(part[-1]) + 1
+        rows = np.asarray(dataset[lo:hi])[part - lo]
+        out[positions] = rows.transpose(0, 2, 1) if channel_last else rows
+
+
+def subsample_groups(labels: np.ndarray, snrs: np.ndarray, per: Optional[int], seed: int) -> np.ndarray:
+    """Sorted positions keeping at most ``per`` random rows of every (label, snr) group."""
+    if per is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    groups = np.unique(np.stack([labels, snrs], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.lexsort((rng.random(len(labels)), groups))
+    sizes = np.bincount(groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels)) - np.repeat(starts, sizes)
+    return np.flatnonzero(rank < per)
+
+
+def _snr_mask(snrs: np.ndarray, snr: Optional[tuple]) -> np.ndarray:
+    if snr is None:
+        return np.ones(len(snrs), dtype=bool)
+    return (snrs >= float(snr[0])) & (snrs <= float(snr[1]))
+
+
+def _class_mask(labels: np.ndarray, order: list, classes: Optional[list], path) -> tuple:
+    """(mask of kept labels, output class names, old label -> new label map)."""
+    if classes is None:
+        return np.ones(len(labels), dtype=bool), list(order), np.arange(len(order))
+    unknown = [c for c in classes if c not in order]
+    if unknown:
+        _bad(path, f"unknown class {unknown[0]!r}; the file's classes are {', '.join(order)}")
+    kept = [c for c in order if c in set(classes)]
+    remap = np.array([kept.index(c) if c in kept else -1 for c in order])
+    return np.isin(labels, [order.index(c) for c in kept]), kept, remap
+
+
+# --------------------------------------------------------------------------- RML2018.01a
+def read_rml2018(path, snr: Optional[tuple] = None, classes: Optional[list] = None,
+                 per_class_per_snr: Optional[int] = None, seed: int = 0, class_order: str = "fixed",
+                 name: str = "rml2018") -> SignalSet:
+    """RML2018.01a ``GOLD_XYZ_OSC.0001_1024.hdf5``: X (N, L, 2), one-hot Y (N, C), Z (N, 1)
+    SNR. Labels and SNRs are read in chunks first; then only the kept rows of X."""
+    order = {"fixed": RML2018_CLASSES_FIXED, "distributed": RML2018_CLASSES_DISTRIBUTED}.get(class_order)
+    if order is None:
+        raise AmrbenchError(f"dataset {name!r}: class_order must be 'fixed' or 'distributed', got {class_order!r}")
+    f = open_hdf5(path)
+    with f, reading(path, "RML2018.01a HDF5 (X (N, 1024, 2), Y (N, 24), Z (N, 1))"):
+        x_ds = hdf5_dataset(f, path, ["X"], "X (N, 1024, 2) float32")
+        y_ds = hdf5_dataset(f, path, ["Y"], "one-hot Y (N, 24)")
+        z_ds = hdf5_dataset(f, path, ["Z"], "Z (N, 1) SNR")
+        n = x_ds.shape[0]
+        if x_ds.ndim != 3 or x_ds.shape[2] != 2 or y_ds.shape != (n, len(order)) or z_ds.shape[0] != n:
+            _bad(path, f"expected X (N, L, 2), Y (N, {len(order)}), Z (N, 1); got X {x_ds.shape}, "
+                       f"Y {y_ds.shape}, Z {z_ds.shape}")
+        labels = np.concatenate([np.argmax(c, axis=1) for c in read_chunked(y_ds)]) if n else np.zeros(0, int)
+        snrs = np.concatenate([c.reshape(len(c), -1)[:, 0] for c in read_chunked(z_ds)]).astype(np.float32) \
+            if n else np.zeros(0, np.float32)
+        keep_class, kept_classes, remap = _class_mask(labels, order, classes, path)
+        candidates = np.flatnonzero(keep_class & _snr_mask(snrs, snr))
+        chosen = candidates[subsample_groups(labels[candidates], snrs[candidates], per_class_per_snr, seed)]
+        x = np.empty((len(chosen), 2, x_ds.shape[1]), dtype=np.float32)
+        read_rows(x_ds, chosen, x, channel_last=True)
+    return SignalSet(x, remap[labels[chosen]], snrs[chosen], kept_classes, name=name)
+
+
+# --------------------------------------------------------------------------- Sig2019-12
+SIG2019_LAYOUT = ("X (N, L, 2) or (N, 2, L) with Y (N, 2) = [label, snr]: an .npz with arrays X, Y; "
+                  "an HDF5 file with datasets X, Y; or an .npy X file plus `labels` = .npy Y file")
+
+
+def _open_sig2019(path, labels_path):
+    """(X array-like, Y array, closer) of the accepted Sig2019 layouts."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arrays = np.load(path, allow_pickle=False)
+        missing = [k for k in ("X", "Y") if k not in arrays.files]
+        if missing:
+            _bad(path, f"missing array {missing[0]!r} (expected {SIG2019_LAYOUT}); found {arrays.files}")
+        return arrays["X"], np.asarray(arrays["Y"]), arrays.close
+    if suffix == ".npy":
+        if labels_path is None:
+            _bad(path, "an .npy X file needs the `labels` parameter (an .npy file of [label, snr] rows)")
+        labels = require_file(labels_path, "sig2019", "an .npy file of [label, snr] rows")
+        with reading(labels, "an .npy array (N, 2) of [label, snr]"):
+            y = np.load(labels, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False), y, lambda: None
+    f = open_hdf5(path)
+    x = hdf5_dataset(f, path, ["X", "x"], SIG2019_LAYOUT)
+    y = np.asarray(hdf5_dataset(f, path, ["Y", "y"], SIG2019_LAYOUT)[()])
+    return x, y, f.close
+
+
+def read_sig2019(path, labels_path=None, snr: Optional[tuple] = None, class_names: Optional[list] = None,
+                 per_class_per_snr: Optional[int] = None, seed: int = 0, name: str = "sig2019") -> SignalSet:
+    """Sig2019-12 signals in one of the layouts of :data:`SIG2019_LAYOUT`."""
+    class_names = list(class_names or SIG2019_CLASSES)
+    path = Path(path)
+    with reading(path, SIG2019_LAYOUT):
+        x_src, y, close = _open_sig2019(path, labels_path)
+        try:
+            if x_src.ndim != 3 or 2 not in x_src.shape[1:] or y.ndim != 2 or y.shape != (x_src.shape[0], 2):
+                _bad(path, f"expected {SIG2019_LAYOUT}; got X {tuple(x_src.shape)}, Y {tuple(y.shape)}")
+            channel_last = x_src.shape[2] == 2 and x_src.shape[1] != 2
+            labels = y[:, 0].astype(np.int64)
+            snrs = y[:, 1].astype(np.float32)
+            if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+                _bad(path, f"labels must lie in 0..{len(class_names) - 1} ({', '.join(class_names)})")
+            candidates = np.flatnonzero(_snr_mask(snrs, snr))
+            chosen = candidates[subsample_groups(labels[candidates], snrs[candidates], per_class_per_snr, seed)]
+            length = x_src.shape[1] if channel_last else x_src.shape[2]
+            x = np.empty((len(chosen), 2, length), dtype=np.float32)
+            read_rows(x_src, chosen, x, channel_last)
+        finally:
+            close()
+    return SignalSet(x, labels[chosen], snrs[chosen], class_names, name=name)
+
+
+# --------------------------------------------------------------------------- generic format
+GENERIC_LAYOUT = ("x (N, 2, L) float32, y (N,) int, snr (N,) float, classes (C,) strings "
+                  "(HDF5 datasets or attribute `classes`; NPZ arrays)")
+
+
+def _decode_classes(values) -> list:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()]
+
+
+def _generic_arrays(path):
+    """(x array-like, y, snr, classes, stored name, closer) of an HDF5 or NPZ generic file."""
+    if path.suffix.lower() == ".npz":
+        arrays = np.load(path, allow_pickle=False)
+        missing = [k for k in ("x", "y", "snr", "classes") if k not in arrays.files]
+        if missing:
+            _bad(path, f"missing array {missing[0]!r} (expected {GENERIC_LAYOUT}); found {arrays.files}")
+        return arrays["x"], arrays["y"], arrays["snr"], _decode_classes(arrays["classes"]), None, arrays.close
+    f = open_hdf5(path)
+    x = hdf5_dataset(f, path, ["x"], GENERIC_LAYOUT)
+    y = np.asarray(hdf5_dataset(f, path, ["y"], GENERIC_LAYOUT)[()])
+    snr = np.asarray(hdf5_dataset(f, path, ["snr"], GENERIC_LAYOUT)[()])
+    if "classes" in f:
+        classes = _decode_classes(f["classes"][()])
+    elif "classes" in f.attrs:
+        classes = _decode_classes(f.attrs["classes"])
+    else:
+        _bad(path, f"missing `classes` (expected {GENERIC_LAYOUT})")
+    stored = f.attrs.get("name")
+    return x, y, snr, classes, (stored.decode() if isinstance(stored, bytes) else stored), f.close
+
+
+def read_generic(path, snr: Optional[tuple] = None, name: Optional[str] = None) -> SignalSet:
+    """A generic amrbench file (:data:`GENERIC_LAYOUT`); only rows in the SNR range."""
+    path = Path(path)
+    with reading(path, GENERIC_LAYOUT):
+        x_src, y, snrs, classes, stored_name, close = _generic_arrays(path)
+        try:
+            n = x_src.shape[0]
+            if x_src.ndim != 3 or x_src.shape[1] != 2 or y.shape != (n,) or snrs.shape != (n,):
+                _bad(path, f"expected {GENERIC_LAYOUT}; got x {tuple(x_src.shape)}, y {tuple(y.shape)}, "
+                           f"snr {tuple(snrs.shape)}")
+            keep = np.flatnonzero(_snr_mask(snrs.astype(np.float32), snr))
+            x = np.empty((len(keep), 2, x_src.shape[2]), dtype=np.float32)
+            read_rows(x_src, keep, x, channel_last=False)
+        finally:
+            close()
+        if len(keep) and (y[keep].min() < 0 or y[keep].max() >= len(classes)):
+            _bad(path, f"labels y must lie in 0..{len(classes) - 1} (one per entry of classes)")
+    return SignalSet(x, y[keep].astype(np.int64), snrs[keep].astype(np.float32), classes,
+                     name=name or stored_name or path.stem)

@@ -1,0 +1,69 @@
+"""rml2016a / rml2016b: the DeepSig RML2016.10a and RML2016.10b pickles.
+
+Source: O'Shea & West, "Radio Machine Learning Dataset Generation with GNU Radio"
+(GRCon 2016); files from DeepSig's dataset page. Format: a Python-2 pickle (protocol 0
+or 2, read with latin-1) of a dict {(modulation str, snr int): float32 (N, 2, 128)}.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from amrbench.api import AmrbenchError, Dataset, SignalSet
+from amrbench.data import loaders, store
+from amrbench.hookspecs import hookimpl
+
+
+class RML2016Pickle(Dataset):
+    """Base of the RML2016 pickle loaders (see the subclasses)."""
+
+    defaults = {"path": None, "per_class_per_snr": None}
+    file_name = ""
+
+    def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
+        path = loaders.require_file(self.params["path"], self.name, f"the {self.file_name} pickle")
+        per = self.params["per_class_per_snr"]
+        if per is not None and (not isinstance(per, int) or isinstance(per, bool) or per < 1):
+            raise AmrbenchError(f"dataset {self.name!r}: per_class_per_snr must be a positive integer or null")
+        stat = path.stat()
+        key = {"dataset": self.name, "version": self.version, "file": str(path.resolve()), "size": stat.st_size,
+               "mtime_ns": stat.st_mtime_ns, "per_class_per_snr": per, "seed": int(seed) if per else None}
+
+        def parse() -> SignalSet:
+            table = loaders.load_restricted_pickle(path)
+            return loaders.key_dict_to_signalset(table, path, self.name, None, per, seed)
+
+        return store.cached_signalset(store.cache_path(self.name, key), parse, snr=snr)
+
+
+class RML2016a(RML2016Pickle):
+    """RML2016.10a pickle (RML2016.10a_dict.pkl): 11 classes x 20 SNRs x 1000, 128 samples.
+
+    Parameters: ``path`` (required) to ``RML2016.10a_dict.pkl``; ``per_class_per_snr``
+    (default null = all 1000) keeps a seeded random subset of every (class, SNR) key.
+    Classes are the sorted modulation names (8PSK, AM-DSB, AM-SSB, BPSK, CPFSK, GFSK,
+    PAM4, QAM16, QAM64, QPSK, WBFM). The pickle is read by a restricted unpickler that
+    admits only numpy array reconstruction, then cached as HDF5 under the amrbench cache
+    (keyed by the file's path, size and mtime), so later loads skip the slow unpickling.
+    """
+
+    name = "rml2016a"
+    version = "1"
+    file_name = "RML2016.10a_dict.pkl"
+
+
+class RML2016b(RML2016Pickle):
+    """RML2016.10b pickle (RML2016.10b.dat): 10 classes (no AM-SSB) x 20 SNRs x 6000, 128 samples.
+
+    Parameters and reading as ``rml2016a``: ``path`` (required) to ``RML2016.10b.dat``;
+    ``per_class_per_snr`` (default null = all 6000) keeps a seeded subset per key.
+    """
+
+    name = "rml2016b"
+    version = "1"
+    file_name = "RML2016.10b.dat"
+
+
+@hookimpl
+def amrbench_register(registry):
+    registry.add(RML2016a)
+    registry.add(RML2016b)

@@ -1,0 +1,48 @@
+"""rml2018: the DeepSig RML2018.01a HDF5 file (GOLD_XYZ_OSC.0001_1024.hdf5).
+
+Source: O'Shea, Roy & Clancy, "Over-the-Air Deep Learning Based Radio Signal
+Classification" (IEEE JSTSP 2018); file from DeepSig's dataset page. Datasets: X float32
+(N, 1024, 2), one-hot Y (N, 24), Z (N, 1) SNR in -20..30 dB step 2.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from amrbench.api import AmrbenchError, Dataset, SignalSet
+from amrbench.data import loaders
+from amrbench.hookspecs import hookimpl
+
+
+class RML2018(Dataset):
+    """RML2018.01a HDF5 (24 classes x 26 SNRs x 4096, 1024 samples), read lazily.
+
+    Parameters: ``path`` (required) to ``GOLD_XYZ_OSC.0001_1024.hdf5``; ``class_order``
+    "fixed" (default; OOK, 4ASK, 8ASK, BPSK, QPSK, 8PSK, 16PSK, 32PSK, 16APSK, 32APSK,
+    64APSK, 128APSK, 16QAM, 32QAM, 64QAM, 128QAM, 256QAM, AM-SSB-WC, AM-SSB-SC, AM-DSB-WC,
+    AM-DSB-SC, FM, GMSK, OQPSK: the community-corrected one-hot order) or "distributed"
+    (the order of DeepSig's classes.txt); ``classes`` (default null = all) a subset of
+    class names, kept in ``class_order`` order; ``per_class_per_snr`` (default null = all)
+    a seeded random subset of every (class, SNR) group. Y and Z are read in chunks first;
+    X only for the kept rows, in sorted blocks, so memory stays near the kept size.
+    """
+
+    name = "rml2018"
+    version = "1"
+    defaults = {"path": None, "classes": None, "per_class_per_snr": None, "class_order": "fixed"}
+
+    def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
+        p = self.params
+        path = loaders.require_file(p["path"], self.name, "the RML2018.01a GOLD_XYZ_OSC.0001_1024.hdf5 file")
+        per = p["per_class_per_snr"]
+        if per is not None and (not isinstance(per, int) or isinstance(per, bool) or per < 1):
+            raise AmrbenchError(f"dataset {self.name!r}: per_class_per_snr must be a positive integer or null")
+        classes = p["classes"]
+        if classes is not None and (not isinstance(classes, (list, tuple)) or not classes):
+            raise AmrbenchError(f"dataset {self.name!r}: classes must be a non-empty list of class names or null")
+        return loaders.read_rml2018(path, snr=snr, classes=classes, per_class_per_snr=per, seed=seed,
+                                    class_order=p["class_order"], name=self.name)
+
+
+@hookimpl
+def amrbench_register(registry):
+    registry.add(RML2018)

@@ -1,0 +1,44 @@
+"""sig2019: Sig2019-12 signal files (12 digital modulations, 512 samples).
+
+Source: Chen et al., "SigNet" (IEEE TCCN 2021), the dataset's introducing paper; its
+authors' lab stores it as .npy X (N, 512, 2) float32 and Y (N, 2) = [label, snr].
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from amrbench.api import AmrbenchError, Dataset, SignalSet
+from amrbench.data import loaders
+from amrbench.hookspecs import hookimpl
+
+
+class Sig2019(Dataset):
+    """Sig2019-12 from .npz, an .npy pair or HDF5: X (N, 512, 2), Y (N, 2) = [label, snr].
+
+    Accepted layouts (X may also be channel-first (N, 2, L)):
+    - ``.npz`` with arrays ``X`` and ``Y``;
+    - HDF5 (``.h5``, ``.hdf5``) with datasets ``X`` and ``Y``;
+    - ``.npy`` X file as ``path`` plus ``labels`` = the ``.npy`` Y file (X is memory-mapped).
+    Parameters: ``path`` (required), ``labels`` (for .npy X), ``class_names`` (default null
+    = BPSK, QPSK, 8PSK, OQPSK, 4PAM, 8PAM, 16QAM, 32QAM, 64QAM, 2FSK, 4FSK, 8FSK, the
+    order of ``sig2019-synth``; the original's index order is unpublished, set it to match
+    your file), ``per_class_per_snr`` (default null = all) a seeded subset per group.
+    """
+
+    name = "sig2019"
+    version = "1"
+    defaults = {"path": None, "labels": None, "class_names": None, "per_class_per_snr": None}
+
+    def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
+        p = self.params
+        path = loaders.require_file(p["path"], self.name, loaders.SIG2019_LAYOUT)
+        per = p["per_class_per_snr"]
+        if per is not None and (not isinstance(per, int) or isinstance(per, bool) or per < 1):
+            raise AmrbenchError(f"dataset {self.name!r}: per_class_per_snr must be a positive integer or null")
+        return loaders.read_sig2019(path, labels_path=p["labels"], snr=snr, class_names=p["class_names"],
+                                    per_class_per_snr=per, seed=seed, name=self.name)
+
+
+@hookimpl
+def amrbench_register(registry):
+    registry.add(Sig2019)
