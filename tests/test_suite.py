@@ -19,7 +19,7 @@ def test_grid_expansion_covers_every_combination(write_suite):
     assert len({c["key"] for c in cells}) == len(cells)
     # parameters are resolved with the plugin's defaults
     herding = next(c for c in cells if c["labels"]["method"] == "herding")
-    assert herding["config"]["method"]["params"] == {"embedding": "model"}
+    assert herding["config"]["method"]["params"] == {"embedding": "model", "stratify": "class"}
 
 
 def test_keys_are_stable_across_processes(write_suite):
