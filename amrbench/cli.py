@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786")
     run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...)")
     run.add_argument("--retries", type=int, help="dask: reruns of a cell whose worker died (default 2)")
+    run.add_argument("--threads", type=int, help="torch threads per cell (default: all cores, or cores / jobs)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     run.add_argument("--dry-run", action="store_true", help="print the expanded grid and what is already done")
     run.add_argument("--format", default="markdown", help="format of the table printed at the end")
@@ -108,7 +109,7 @@ def cmd_run(args) -> int:
     suite = _load(args)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
-                         cache=args.cache, executor_params={k: getattr(args, k) for k in ("workers", "scheduler",
+                         cache=args.cache, threads=args.threads, executor_params={k: getattr(args, k) for k in ("workers", "scheduler",
                          "cluster", "retries") if getattr(args, k) is not None})
     if args.dry_run:
         from amrbench.suite import expand
