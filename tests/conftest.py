@@ -5,8 +5,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 import amrbench.registry
+
+# One torch thread per test process (and per subprocess it starts): tiny models gain
+# nothing from more, and on a busy machine extra threads make them many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -410,7 +410,7 @@ def run_cli(argv, registry):
     parser = argparse.ArgumentParser(prog="amrbench")
     commands.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
-    return args.func(args, registry)
+    return args.handler(args, registry)
 
 
 def test_cli_list_info_make(registry, tmp_path, capsys):
