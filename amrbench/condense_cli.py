@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from amrbench.api import AmrbenchError
+from amrbench.data.commands import parse_params
 
 FORMAT = "amrbench-condensed/1"
 
@@ -72,19 +73,6 @@ def add_parser(subparsers) -> None:
     c.add_argument("--seed", type=int, default=0, help="which real and condensed signals are drawn")
     c.add_argument("--out", required=True, help="PNG file to write")
     c.set_defaults(handler=cmd_plot_condensed)
-
-
-def parse_params(items) -> dict:
-    params = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise AmrbenchError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
 
 
 # --------------------------------------------------------------------------- condense

@@ -56,8 +56,9 @@ def _add_dataset_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_params(items) -> dict:
+    """KEY=VALUE strings to a dict, VALUE parsed as JSON when it can be."""
     params = {}
-    for item in items:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise AmrbenchError(f"--param expects KEY=VALUE, got {item!r}")

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from amrbench.api import AmrbenchError, SignalSet
+from amrbench.data.splits import random_rank_in_groups
 
 RML2018_CLASSES_FIXED = [
     "OOK", "4ASK", "8ASK", "BPSK", "QPSK", "8PSK", "16PSK", "32PSK", "16APSK", "32APSK", "64APSK",
@@ -201,13 +202,7 @@ def subsample_groups(labels: np.ndarray, snrs: np.ndarray, per: Optional[int], s
     """Sorted positions keeping at most ``per`` random rows of every (label, snr) group."""
     if per is None:
         return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    groups = np.unique(np.stack([labels, snrs], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-    order = np.lexsort((rng.random(len(labels)), groups))
-    sizes = np.bincount(groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(len(labels), dtype=np.int64)
-    rank[order] = np.arange(len(labels)) - np.repeat(starts, sizes)
+    _, rank = random_rank_in_groups(labels, snrs, np.random.default_rng(seed))
     return np.flatnonzero(rank < per)
 
 

@@ -18,19 +18,23 @@ def filter_snr(data: SignalSet, snr: Optional[tuple]) -> SignalSet:
     return data if len(keep) == len(data) else data.subset(keep)
 
 
+def random_rank_in_groups(labels: np.ndarray, snrs: np.ndarray, rng: np.random.Generator):
+    """Group id of every (label, snr) pair and each row's random rank inside its group."""
+    groups = np.unique(np.stack([labels, snrs], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.lexsort((rng.random(len(labels)), groups))
+    sizes = np.bincount(groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels)) - np.repeat(starts, sizes)
+    return groups, rank
+
+
 def stratified_split(data: SignalSet, test_fraction: float, seed: int) -> tuple[SignalSet, SignalSet]:
     """Split every (class, SNR) group test_fraction/1-test_fraction, seeded; indices sorted
     so the result does not depend on the group iteration order."""
-    rng = np.random.default_rng(seed)
-    y = data.y.numpy()
     snr = np.nan_to_num(data.snr.numpy(), nan=-9999.0)
-    groups = np.unique(np.stack([y, snr], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-    order = np.lexsort((rng.random(len(y)), groups))
-    sizes = np.bincount(groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(len(y), dtype=np.int64)
-    rank[order] = np.arange(len(y)) - np.repeat(starts, sizes)
-    n_test = np.rint(sizes * test_fraction).astype(np.int64)
+    groups, rank = random_rank_in_groups(data.y.numpy(), snr, np.random.default_rng(seed))
+    n_test = np.rint(np.bincount(groups) * test_fraction).astype(np.int64)
     is_test = rank < n_test[groups]
     train_idx = np.flatnonzero(~is_test)
     test_idx = np.flatnonzero(is_test)
