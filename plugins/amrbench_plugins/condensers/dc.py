@@ -4,14 +4,14 @@ One iteration, as the reference code (VICO-UoE/DatasetCondensation) does it:
 
 1. draw a network with fresh random weights (by default the suite's *source* model) and
    a plain SGD optimiser for it (``lr_net`` 0.01, no momentum);
-2. ``outer`` times: (a network with batch norm first sees ``bn_batch`` real signals per
-   class in training mode, then its BatchNorm layers are frozen in eval mode) for each
-   class c, the gradient of the cross-entropy of a real batch
-   of c (``batch_real`` signals) w.r.t. the network's weights, and the same for the
-   synthetic signals of c (kept in the graph); the layer-wise distance between them is
-   summed over classes and one SGD step (momentum 0.5) is taken on the synthetic
-   signals; then (except after the last outer step) the network is trained ``inner``
-   epochs on the synthetic set (batches of ``batch_train``).
+2. ``outer`` times: a network with batch norm first sees ``bn_batch`` real signals per
+   class in training mode, then its BatchNorm layers are frozen in eval mode; for each
+   class c, the gradient of the cross-entropy of a real batch of c (``batch_real``
+   signals) w.r.t. the network's weights, and the same for the synthetic signals of c
+   (kept in the graph); the layer-wise distance between them is summed over classes and
+   one SGD step (momentum 0.5) is taken on the synthetic signals; then (except after the
+   last outer step) the network is trained ``inner`` epochs on the synthetic set
+   (batches of ``batch_train``).
 
 Layer-wise distance (``dis_metric: ours``, the reference's): per weight tensor, reshape
 to (out, rest) (conv kernels flattened per output channel, linear weights as they are),
@@ -29,7 +29,7 @@ not batched. ``iterations`` defaults to 1,000 (the reference DC default: each it
 holds ``outer`` matching steps); initialised from random real signals of each class
 (the MDM paper's setting; the DC reference starts from noise: ``init: noise``).
 Other parameters as DM (``lr`` "paper", ``momentum`` 0.5, ``batch_real`` 256,
-``augment`` [] (Siamese per class), ``net`` source).
+``augment`` [] (Siamese per class), ``net`` source, ``chunk`` auto).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ each class; ``augment`` (phase/shift/scale) applies Siamese I/Q augmentations.
 Parameters: ``iterations`` (20,000), ``lr`` ("paper": the MDM paper's per-dataset, per-SPC
 rates; or a number / SPC mapping / dataset mapping), ``momentum`` (0.5), ``batch_real``
 (256 per class), ``init`` (real | noise), ``augment`` ([]), ``net`` ("source" or a model
-name: the network used for matching).
+name: the network used for matching), ``chunk`` ("auto": 128-signal slices on CPU).
 """
 from __future__ import annotations
 
