@@ -27,7 +27,6 @@ solid and Q dashed; then |DFT(I)|, |DFT(Q)|), then the condensed ones likewise. 
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
