@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from amrbench import allocator
 from amrbench.api import KINDS, AmrbenchError
 
 DEFAULT_SUITE = "suites/quick.yaml"
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    allocator.tune()
     try:
         return int(COMMANDS.get(args.command, _delegate)(args) or 0)
     except AmrbenchError as exc:

@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from amrbench import __version__
+from amrbench import __version__, allocator
 from amrbench.api import AmrbenchError, Context, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
@@ -75,14 +75,15 @@ def make_context(config: dict, options: dict) -> Context:
                    cache=ArtifactCache(options.get("cache")), registry=default_registry())
 
 
-def _set_threads(options: dict) -> None:
+def _prepare_process(options: dict) -> None:
+    allocator.tune()
     if options.get("threads"):
         torch.set_num_threads(int(options["threads"]))
 
 
 def execute_cell(cell: dict, options: dict) -> dict:
     """Run one cell and return its record (never raises for a plugin's error)."""
-    _set_threads(options)
+    _prepare_process(options)
     config = cell["config"]
     start = time.time()
     record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
@@ -103,7 +104,7 @@ def execute_cell(cell: dict, options: dict) -> dict:
 def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
     """Compute a shared artifact a cell needs; an error is returned, not raised: the
     dependent cells will meet it again and record it as their failure."""
-    _set_threads(options)
+    _prepare_process(options)
     try:
         ctx = make_context(cell["config"], options)
         ctx.resource(kind)

@@ -50,8 +50,12 @@ TABLE_DEFAULTS = {
     "avg": True,
     "title": None,
     "caption": None,
+    "pool": None,
+    "extra_rows": [],
+    "metric_labels": None,
 }
-AXES = ("dataset", "method", "budget", "model", "seed")
+EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}
+AXES = ("dataset", "method", "budget", "model", "seed", "metric")
 
 
 class _Loader(yaml.SafeLoader):
@@ -201,6 +205,17 @@ def _validate(src: SuiteSource, data: dict, path: Path, profile, registry) -> Su
     for key in ("rows", "columns"):
         if table[key] not in AXES:
             raise src.error(("table", key), f"must be one of {', '.join(AXES)}")
+    _validate_table_metric(src, table)
+    if not isinstance(table["extra_rows"] or [], list):
+        raise src.error(("table", "extra_rows"), "must be a list of {label, metric, ...} mappings")
+    for j, row in enumerate(table["extra_rows"] or []):
+        if not isinstance(row, dict) or "label" not in row or "metric" not in row:
+            raise src.error(("table", "extra_rows", j), "must be a mapping with at least label and metric")
+        for key in row:
+            if key not in EXTRA_ROW_KEYS:
+                raise src.error(("table", "extra_rows", j, key), f"unknown key{did_you_mean(key, EXTRA_ROW_KEYS)}")
+        if row.get("position", "last") not in ("first", "last"):
+            raise src.error(("table", "extra_rows", j, "position"), "must be first or last")
     return Suite(
         name=str(data.get("name") or path.stem), path=str(path), protocol=protocol_name,
         datasets=datasets, methods=methods, budgets=budgets, models=models, seeds=seeds,
@@ -216,6 +231,24 @@ def _as_spec(src, where, value, allowed):
         if key not in allowed:
             raise src.error(where + (key,), f"unknown key{did_you_mean(key, allowed)}")
     return spec
+
+
+def _validate_table_metric(src: SuiteSource, table: dict) -> None:
+    """``metric`` is one name, or a list of names when ``metric`` is the rows or columns
+    axis (e.g. per-layer accuracies as columns); ``metric_labels`` renames them."""
+    metric, as_axis = table["metric"], "metric" in (table["rows"], table["columns"])
+    if as_axis:
+        if not (isinstance(metric, list) and metric and all(isinstance(m, str) for m in metric)):
+            raise src.error(("table", "metric"), "with rows or columns: metric, give a list of metric names, "
+                                                 "e.g. [accuracy_L0, accuracy_L1]")
+        if table["pool"] or table["extra_rows"]:
+            raise src.error(("table", "metric"), "a list of metrics cannot be combined with pool or extra_rows")
+    elif not isinstance(metric, str):
+        raise src.error(("table", "metric"), "must be one metric name; a list needs rows: metric or columns: metric")
+    labels = table["metric_labels"]
+    if labels is not None and not (as_axis and isinstance(labels, list) and len(labels) == len(metric)
+                                   and all(isinstance(x, (str, int, float)) for x in labels)):
+        raise src.error(("table", "metric_labels"), "must be a list of labels, one per entry of the metric list")
 
 
 def _plugin_params(src, where, registry, kind, name, params):

@@ -22,16 +22,34 @@ from amrbench.api import AmrbenchError
 FORMATS = ("markdown", "latex", "csv", "html")
 
 
-def records_frame(records: list, metric: str) -> pd.DataFrame:
+def metric_names(layout: dict) -> list:
+    """The table's metrics: one name, or the list given for a ``metric`` axis."""
+    metric = layout["metric"]
+    return [metric] if isinstance(metric, str) else list(metric)
+
+
+def metric_labels(layout: dict) -> list:
+    return [str(x) for x in (layout.get("metric_labels") or metric_names(layout))]
+
+
+def records_frame(records: list, metric, pool: Optional[str] = None, labels: Optional[list] = None) -> pd.DataFrame:
+    """One row per ok record and metric name (``metric`` is a name or a list; its
+    ``labels`` fill the ``metric`` column); with ``pool``, one row per entry of the
+    record's list metric ``pool`` (e.g. the accuracies of its evaluation models)."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    labels = labels or names
     rows = []
     for r in records:
         if r.get("status") != "ok":
             continue
-        value = (r.get("metrics") or {}).get(metric)
-        if not isinstance(value, (int, float)):
-            continue
-        rows.append({**r["labels"], "value": float(value)})
-    return pd.DataFrame(rows, columns=["dataset", "method", "budget", "model", "seed", "value"])
+        metrics = r.get("metrics") or {}
+        for name, label in zip(names, labels):
+            values = metrics.get(pool) if pool else [metrics.get(name)]
+            if not isinstance(values, list):
+                continue
+            rows += [{**r["labels"], "metric": label, "value": float(v)} for v in values
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return pd.DataFrame(rows, columns=["dataset", "method", "budget", "model", "seed", "metric", "value"])
 
 
 def _decimals(fmt: str) -> int:
@@ -48,8 +66,9 @@ class Table:
 
 def build_tables(suite, records: list) -> list[Table]:
     layout = suite.table
-    frame = records_frame(records, layout["metric"])
+    frame = records_frame(records, layout["metric"], layout.get("pool"), metric_labels(layout))
     order = {
+        "metric": metric_labels(layout),
         "dataset": [d["label"] for d in suite.datasets],
         "method": [m["label"] for m in suite.methods],
         "budget": [b.label() if b else "" for b in suite.budgets],
@@ -64,8 +83,42 @@ def build_tables(suite, records: list) -> list[Table]:
         for axis, value in zip(groups, group_values):
             selected = selected[selected[axis] == value]
         title = " · ".join(str(v) for v in group_values) or (layout["title"] or suite.name)
-        tables.append(_one_table(suite, selected, order[rows_axis], order[cols_axis], rows_axis, cols_axis, title))
+        table = _one_table(suite, selected, order[rows_axis], order[cols_axis], rows_axis, cols_axis, title)
+        in_group = [r for r in records if r.get("status") == "ok"
+                    and all(r["labels"].get(a) == v for a, v in zip(groups, group_values))]
+        for spec in layout.get("extra_rows") or []:
+            _add_extra_row(table, spec, in_group, order[cols_axis], cols_axis, layout)
+        tables.append(table)
     return tables
+
+
+def _add_extra_row(table, spec: dict, records: list, col_values: list, cols_axis: str, layout: dict) -> None:
+    """A row from another metric (e.g. the SPC ratio, the whole-dataset accuracy): per
+    column, one record per seed (they repeat the value across methods), its ``metric``
+    (or the entries of its list ``pool``), mean ± std; never bold, no Avg."""
+    scale = float(spec.get("scale", layout["scale"]))
+    fmt = spec.get("format", layout["format"])
+    texts = []
+    for c in col_values:
+        per_seed = {}
+        for r in records:
+            if r["labels"].get(cols_axis) == c:
+                per_seed.setdefault(r["labels"].get("seed"), r["metrics"] or {})
+        values = []
+        for metrics in per_seed.values():
+            found = metrics.get(spec["pool"]) if spec.get("pool") else [metrics.get(spec["metric"])]
+            values += [float(v) for v in (found if isinstance(found, list) else []) if isinstance(v, (int, float))]
+        if not values:
+            texts.append("–")
+            continue
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        texts.append(fmt.format(mean=float(np.mean(values)) * scale, std=std * scale))
+    if len(table.header) > len(col_values) + 1:  # the Avg column
+        texts.append("")
+    at = 0 if spec.get("position", "last") == "first" else len(table.rows)
+    table.rows.insert(at, str(spec["label"]))
+    table.cells.insert(at, texts)
+    table.bold.insert(at, [False] * len(texts))
 
 
 def _group_values(order: dict, groups: list) -> list:
@@ -84,6 +137,8 @@ def _one_table(suite, frame, row_values, col_values, rows_axis, cols_axis, title
     texts = [["–"] * len(col_values) for _ in row_values]
     counts = set()
     expected = len(suite.seeds) if "seed" not in (rows_axis, cols_axis) else 1
+    if layout.get("pool") and stats is not None and len(stats):
+        expected = int(stats["count"].mode().iloc[0])  # pooled values per cell (e.g. seeds x models)
     for i, r in enumerate(row_values):
         for j, c in enumerate(col_values):
             if stats is None or (r, c) not in stats.index:
@@ -103,10 +158,12 @@ def _one_table(suite, frame, row_values, col_values, rows_axis, cols_axis, title
             texts[i].append(f"{avg[i]:.{digits}f}" if full[i] else "–")
     bold = _best(means, layout["higher_is_better"])
     n_text = ", ".join(str(n) for n in sorted(counts)) if counts else "0"
-    caption = layout["caption"] or (f"{layout['metric']}" + (f" ×{scale:g}" if scale != 1 else "") +
-                                    f", mean ± std over n = {n_text} seed(s) per cell; best per column in bold.")
+    over = f"the pooled {layout['pool']} (n = {n_text} per cell)" if layout.get("pool") else f"n = {n_text} seed(s) per cell"
+    caption = layout["caption"] or (", ".join(metric_names(layout)) + (f" ×{scale:g}" if scale != 1 else "") +
+                                    f", mean ± std over {over}; best per column in bold.")
     if counts and counts != {expected}:
-        caption += f" Cells marked (n=…) have a different number of repeats than the suite's {expected}."
+        caption += (f" Cells marked (n=…) have a different number of values than the usual {expected}." if layout.get("pool")
+                    else f" Cells marked (n=…) have a different number of repeats than the suite's {expected}.")
     return Table(title, header, [str(r) for r in row_values], texts, bold.tolist(), caption)
 
 

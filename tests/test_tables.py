@@ -75,3 +75,55 @@ def fixed_records_relabelled(suite):
         value = VALUES[(method, cell["labels"]["budget"])][cell["labels"]["seed"]]
         records.append({"key": cell["key"], "status": "ok", "labels": cell["labels"], "metrics": {"accuracy": value}})
     return records
+
+
+def test_pool_uses_every_evaluation_model_and_extra_rows_repeat_per_column(write_suite):
+    from tests.conftest import TINY_SUITE
+
+    layout = ("table:\n  pool: accuracies\n  extra_rows:\n"
+              "    - {label: Ratio, metric: ratio, scale: 1, format: '{mean:.1f}', position: first}\n"
+              "    - {label: Whole, metric: whole, pool: whole_all}\n")
+    suite = load_suite(write_suite(TINY_SUITE + layout))
+    records = fixed_records(suite)[:-1]
+    for r in records:  # two evaluation models per record: value ± 0.01
+        v = r["metrics"]["accuracy"]
+        r["metrics"].update(accuracies=[v - 0.01, v + 0.01], ratio=float(r["labels"]["budget"].rstrip("%")),
+                            whole_all=[0.9, 1.0])
+    text = render(suite, records, "markdown")
+    # uniform at 25 %: pooled [0.49, 0.51, 0.59, 0.61] -> mean 55, sample std 5.89
+    assert "| uniform  |     55.00±5.89 |" in text
+    assert "n = 4 per cell" in text
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[1].startswith("| Ratio ") and "25.0" in lines[1] and "50.0" in lines[1] and "**" not in lines[1]
+    assert lines[-1].startswith("| Whole ") and "95.00±5.77" in lines[-1] and "**" not in lines[-1]
+
+
+def test_metric_axis_puts_several_metrics_side_by_side(write_suite):
+    from tests.conftest import TINY_SUITE
+
+    layout = ("table: {rows: method, columns: metric, group: [dataset, model, budget],\n"
+              "        metric: [accuracy, accuracy_L1], metric_labels: [L0, L1]}\n")
+    suite = load_suite(write_suite(TINY_SUITE + layout))
+    records = fixed_records(suite)[:-1]
+    for r in records:
+        r["metrics"]["accuracy_L1"] = r["metrics"]["accuracy"] / 2
+    text = render(suite, records, "markdown")
+    header = next(line for line in text.splitlines() if line.startswith("| Method"))
+    assert header.split("|")[2:5] == [" " * 13 + "L0 ", " " * 13 + "L1 ", "       Avg "]
+    assert "| uniform  |     55.00±7.07 |     27.50±3.54 |     41.25 |" in text
+    assert "accuracy, accuracy_L1" in text
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("table: {columns: metric, metric: accuracy}", "give a list of metric names"),
+    ("table: {metric: [accuracy, loss]}", "needs rows: metric or columns: metric"),
+    ("table: {columns: metric, metric: [a, b], metric_labels: [x]}", "one per entry"),
+    ("table: {extra_rows: [{label: x}]}", "at least label and metric"),
+    ("table: {extra_rows: [{label: x, metric: y, where: 1}]}", "unknown key"),
+])
+def test_bad_table_layouts_name_the_key(write_suite, layout, message):
+    from amrbench.api import AmrbenchError
+    from tests.conftest import TINY_SUITE
+
+    with pytest.raises(AmrbenchError, match=message):
+        load_suite(write_suite(TINY_SUITE + layout + "\n"))

@@ -40,8 +40,8 @@ datasets:
 methods: [uniform]
 rates: [0.5]
 models: [cnn1d]
-seeds: [0, 1, 2, 3, 4, 5, 6, 7]
-train: {epochs: 4, batch_size: 32}
+seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+train: {epochs: 20, batch_size: 32}
 """
 
 EMPTY_GRID = """
