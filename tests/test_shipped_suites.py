@@ -1,0 +1,21 @@
+"""Every suite under suites/ loads and expands, with and without each of its profiles."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amrbench.suite import expand, load_suite
+
+SUITES = sorted((Path(__file__).parent.parent / "suites").glob("*.yaml"))
+
+
+def _profiles(path):
+    return [None] + sorted((yaml.safe_load(path.read_text()) or {}).get("profiles") or {})
+
+
+@pytest.mark.parametrize("path,profile", [(p, pr) for p in SUITES for pr in _profiles(p)],
+                         ids=lambda v: v.stem if isinstance(v, Path) else str(v))
+def test_shipped_suite_is_valid(path, profile):
+    suite = load_suite(path, profile=profile)
+    cells = expand(suite)
+    assert cells and len({c["key"] for c in cells}) == len(cells)
