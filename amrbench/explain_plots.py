@@ -17,6 +17,14 @@ model can be drawn):
 - ``save_split_figure``: the 128 vs 2 x 64 split experiment (Figs. 16-17): per class the
   full signal with its w and prediction, then each half with the w and prediction of the
   classifier trained on halves.
+- ``plot_confusion`` / ``save_confusion_figures``: from the ``ok`` records of an explain run
+  (their ``confusion``, ``classes``, ``format`` and ``confusion_by_format`` metrics), per
+  dataset and seed ``confusion_<dataset>_s<seed>.png``: one row-normalised (% per true
+  class) confusion matrix per model, of the classifier the cells explain (Fig. 15); and
+  ``confusion_relative_<dataset>_s<seed>.png``: per model evaluated with both input formats,
+  confusion(I/Q) - confusion(A/P) in percentage points on a diverging scale (Fig. 12;
+  ``relative_confusion``). Records of one (dataset, model, format, seed) that differ only in
+  the explainer share the classifier: the first is used.
 
 Data files: a cell of the ``explain`` protocol with ``settings.figures: DIR`` writes
 ``DIR/data/<dataset>__<model>__<explainer>__<format>__s<seed>.npz`` (signals, w, labels,
@@ -34,6 +42,12 @@ of its explainers; with a model name it trains that model on ``--dataset`` (defa
 and uses ``--explainer`` (default: gradcam when the model has a convolution, else mask).
 Writes one PNG per (dataset, model, explainer) with the constellation, the time domain and
 the eta_w sweep, and ``signal<INDEX>.png`` with all of them.
+
+    amrbench explain SUITE --confusion --out DIR [--results RESULTS_DIR]
+
+draws the confusion figures instead, from the suite's stored records (default
+``results/<suite name>/records.jsonl``); it trains nothing. The relative figure needs
+records of a run with ``settings.figures`` and ``figure_formats: [iq, amp_phase]``.
 """
 from __future__ import annotations
 
@@ -166,6 +180,11 @@ def load_data(path) -> dict:
             out[key] = str(out[key])
     out["classes"] = [str(c) for c in out.get("classes", [])]
     return out
+
+
+def dataset_label(spec: dict) -> str:
+    """A cell's dataset as figures name it: the plugin name plus its SNR filter."""
+    return spec["name"] + (f"_{spec['snr'][0]:g}_{spec['snr'][1]:g}dB" if spec.get("snr") else "")
 
 
 def _label(classes, index) -> str:
@@ -305,6 +324,108 @@ def save_signal_figure(entries: list, path, etas=(0.2, 0.4, 0.6, 0.8)) -> Path:
     return _save(fig, path)
 
 
+# --------------------------------------------------------------------------- confusion matrices
+def row_percent(confusion) -> np.ndarray:
+    """Counts (rows: true class) as % of each row; an empty row stays 0."""
+    c = np.asarray(confusion, dtype=float)
+    total = c.sum(1, keepdims=True)
+    return 100.0 * np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+
+
+def relative_confusion(a, b) -> np.ndarray:
+    """Row-normalised confusion ``a`` minus row-normalised ``b``, in percentage points."""
+    return row_percent(a) - row_percent(b)
+
+
+def plot_confusion(ax, confusion, classes, title, relative=False, limit: Optional[float] = None):
+    """Counts drawn row-normalised (%, 0-100, "Blues"); ``relative=True`` draws a difference
+    already in percentage points on "RdBu" with symmetric limits +-``limit`` (default: its
+    largest magnitude). Values are written in the cells."""
+    values = np.asarray(confusion, dtype=float) if relative else row_percent(confusion)
+    if relative:
+        limit = limit or float(np.abs(values).max()) or 1.0
+        mappable = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)
+    else:
+        limit = 100.0
+        mappable = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=100.0)
+    k = len(classes)
+    size = min(7.0, max(4.0, 9.0 - 0.4 * k))
+    for (r, c), v in np.ndenumerate(values):
+        n = int(round(v))
+        ax.text(c, r, f"{n:+d}" if relative and n else str(n), ha="center", va="center", fontsize=size,
+                color="white" if abs(v) > 0.6 * limit else "black")
+    ax.set_xticks(range(k), classes, rotation=90, fontsize=size)
+    ax.set_yticks(range(k), classes, fontsize=size)
+    ax.set_xlabel("predicted", fontsize=7)
+    ax.set_ylabel("true", fontsize=7)
+    ax.set_title(title, fontsize=8)
+    return mappable
+
+
+def confusion_entries(records) -> dict:
+    """{(dataset, seed): {(model, format): {"classes", "confusion", "native"}}} from the ``ok``
+    records (``native``: the format the cells explain); the first record of a (dataset,
+    seed, model, format) wins: records differing only in the explainer share the classifier."""
+    out: dict = {}
+    for r in records:
+        m = r.get("metrics") or {}
+        if r.get("status") != "ok" or not m.get("classes"):
+            continue
+        cfg = r["config"]
+        slots = out.setdefault((dataset_label(cfg["dataset"]), int(cfg["seed"])), {})
+        found = [(m.get("format"), m.get("confusion")), *(m.get("confusion_by_format") or {}).items()]
+        for fmt, confusion in found:
+            if fmt and confusion is not None:
+                slot = slots.setdefault((cfg["model"]["source"], fmt),
+                                        {"classes": list(m["classes"]), "confusion": confusion, "native": False})
+                slot["native"] |= fmt == m.get("format")
+    return out
+
+
+def _model_key(model: str):
+    return (PAPER_MODELS.index(model) if model in PAPER_MODELS else len(PAPER_MODELS), model)
+
+
+def _panels(panels: list, title: str, path, relative: bool) -> Path:
+    plt = _pyplot()
+    k = len(panels[0][1])
+    side = max(3.0, 0.32 * k + 1.5)
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels) + 0.8, side), squeeze=False,
+                             layout="constrained")
+    limit = (max(float(np.abs(m).max()) for _, _, m in panels) or 1.0) if relative else None
+    mappable = None
+    for ax, (name, classes, matrix) in zip(axes[0], panels):
+        mappable = plot_confusion(ax, matrix, classes, name, relative=relative, limit=limit)
+    bar = fig.colorbar(mappable, ax=axes, fraction=0.03, pad=0.02)
+    bar.set_label("I/Q - A/P (percentage points)" if relative else "% of true class", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def save_confusion_figures(records, folder) -> list:
+    """Per (dataset, seed): the confusion matrix of each model (Fig. 15) and, for models
+    evaluated on both input formats, the I/Q - A/P relative confusion matrix (Fig. 12)."""
+    folder = Path(folder)
+    written = []
+    for (dataset, seed), slots in sorted(confusion_entries(records).items()):
+        keys = sorted(slots, key=lambda mf: (_model_key(mf[0]), mf[1] != "iq", mf[1]))
+        name = f"{safe(dataset)}_s{seed}.png"
+        panels = [(f"{model} ({FORMAT_LABELS.get(fmt, fmt)})", slots[model, fmt]["classes"],
+                   slots[model, fmt]["confusion"]) for model, fmt in keys if slots[model, fmt]["native"]]
+        if panels:
+            written.append(_panels(panels, f"{dataset} · confusion matrices · seed {seed}",
+                                   folder / f"confusion_{name}", relative=False))
+        both = [m for m, f in keys if f == "iq" and (m, "amp_phase") in slots]
+        relative = [(f"{m}: I/Q - A/P", slots[m, "iq"]["classes"],
+                     relative_confusion(slots[m, "iq"]["confusion"], slots[m, "amp_phase"]["confusion"]))
+                    for m in both]
+        if relative:
+            written.append(_panels(relative, f"{dataset} · relative confusion (I/Q - A/P) · seed {seed}",
+                                   folder / f"confusion_relative_{name}", relative=True))
+    return written
+
+
 # --------------------------------------------------------------------------- CLI
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``explain SUITE_OR_MODEL --signal INDEX --out DIR``; handler ``args.handler(args, registry)``."""
@@ -324,6 +445,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10, help="model mode: training epochs (default 10)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--cache", help="artifact cache directory")
+    p.add_argument("--confusion", action="store_true", help="suite mode: draw the confusion and I/Q - A/P relative "
+                                                            "confusion matrices from the stored records instead")
+    p.add_argument("--results", help="with --confusion: the run's results folder (default results/<suite name>)")
     p.set_defaults(handler=cmd_explain)
     return p
 
@@ -390,8 +514,26 @@ def _suite_mode_configs(args) -> list:
     return configs
 
 
+def cmd_confusion(args) -> int:
+    from amrbench.store import RecordStore
+    from amrbench.suite import load_suite
+
+    suite = load_suite(args.target, profile=args.profile)
+    path = (Path(args.results) if args.results else Path("results") / suite.name) / "records.jsonl"
+    written = save_confusion_figures(RecordStore(path).latest().values(), args.out)
+    if not written:
+        raise AmrbenchError(f"{path}: no ok record holds a confusion matrix (records written before it was stored "
+                            "lack one: rerun the suite into a fresh --results folder)")
+    for figure in written:
+        print(figure)
+    return 0
+
+
 def cmd_explain(args, registry) -> int:
     from amrbench.runner import make_context, resolve_device
+
+    if args.confusion:
+        return cmd_confusion(args)
 
     resolve_device(args.device)
     target = str(args.target)

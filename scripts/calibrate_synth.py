@@ -23,6 +23,7 @@ for extra in (ROOT, ROOT / "plugins"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+from amrbench import allocator  # noqa: E402
 from amrbench.data.splits import stratified_split  # noqa: E402
 from amrbench.registry import Registry  # noqa: E402
 
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 over the epochs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--high-snr", type=float, default=0.0, help="confusion matrix over SNR >= this")
@@ -75,6 +77,7 @@ def global_scale(x: torch.Tensor) -> float:
 def train(model, x, y, args) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs) if args.cosine else None
     for epoch in range(args.epochs):
         model.train()
         order = torch.randperm(len(x), generator=gen)
@@ -86,6 +89,8 @@ def train(model, x, y, args) -> None:
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
+        if schedule:
+            schedule.step()
         print(f"epoch {epoch + 1:2d}  loss {total / len(x):.4f}  ({time.time() - start:.1f} s)", flush=True)
 
 
@@ -158,6 +163,7 @@ def report(curve, conf, classes, args) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    allocator.tune()
     torch.manual_seed(args.seed)
     from amrbench_plugins.models.cnn1d import CNN1D
 

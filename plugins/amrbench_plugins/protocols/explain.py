@@ -34,7 +34,10 @@ Metrics (flat scalars; the table reads them): ``deletion_auc`` (lower is better)
 correlation with the randomised model's explanations; lower is better),
 ``seconds_per_signal`` (explainer wall time / signals), ``mask_area`` (mean w),
 ``area_above_eta`` (fraction of w > 0.4), ``accuracy`` (the classifier's test accuracy),
-``sample_accuracy``, ``n_signals``, ``sanity_passed`` (similarity < 0.5), the mean
+``sample_accuracy``, ``format`` ("iq" or "amp_phase": the classifier's input), ``classes``
+and ``confusion`` (its test confusion matrix, rows = true class), ``confusion_by_format``
+({format: matrix} of the ``figure_formats`` classifiers; only with ``figures``),
+``n_signals``, ``sanity_passed`` (similarity < 0.5), the mean
 ``deletion_curve`` / ``insertion_curve``, ``objective_first`` / ``objective_last``
 (explainers that keep a ``history``), and ``per_snr_band``: {band: {the same metrics,
 "n"}}. A cell whose explainer cannot explain the model (Grad-CAM on the LSTM) is ``ok``
@@ -52,7 +55,7 @@ from amrbench import transforms
 from amrbench.api import AmrbenchError, Protocol, SignalSet, derive_seed
 from amrbench.hookspecs import hookimpl
 from amrbench.resources import register_resource
-from amrbench.train import evaluate, fit, predict, validate_train_settings
+from amrbench.train import classification_metrics, evaluate, fit, predict, validate_train_settings
 
 RESOURCE = "explain-classifier"
 VIEWS = ("native", "iq", "amp_phase")
@@ -119,7 +122,7 @@ def _train_classifier(ctx, model_name: str, view: str, parts: int) -> dict:
     metrics = evaluate(net, fit_format, pre(test), settings, ctx.device)
     return {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "accuracy": metrics["accuracy"],
             "per_snr": metrics["per_snr"], "train_time_s": seconds, "length": train.length, "view": view,
-            "parts": parts}
+            "parts": parts, "confusion": metrics["confusion"]}
 
 
 def classifier(ctx, model_name: str, view: str = "native", parts: int = 1) -> dict:
@@ -141,6 +144,18 @@ def load_network(ctx, model_name: str, artifact: dict, num_classes: int):
     net = model.build(num_classes, int(artifact["length"]))
     net.load_state_dict(artifact["state_dict"])
     return net.to(ctx.device).eval()
+
+
+def classifier_confusion(ctx, model_name: str, artifact: dict, test: SignalSet) -> list:
+    """The classifier's test confusion matrix (rows: true class); an artifact cached before
+    it was stored is evaluated again (whole-signal classifiers only)."""
+    if artifact.get("confusion") is None:
+        native = ctx.registry.get("model", model_name).input_format
+        net = load_network(ctx, model_name, artifact, test.num_classes)
+        z = view_input(native, canonical_view(native, artifact.get("view", "native")), test.x)
+        logits = predict(net, "iq", z, classifier_settings(ctx.cell)["eval_batch_size"], ctx.device)
+        artifact["confusion"] = classification_metrics(logits, test)["confusion"]
+    return artifact["confusion"]
 
 
 register_resource(RESOURCE, lambda ctx: classifier_config(ctx, ctx.cell["model"]["source"]),
@@ -267,7 +282,9 @@ class ExplainProtocol(Protocol):
         common = {"accuracy": artifact["accuracy"], "classifier_per_snr": artifact["per_snr"],
                   "classifier_train_time_s": round(float(artifact["train_time_s"]), 3), "n_signals": count,
                   "sample_accuracy": float((target.cpu() == sample.y.cpu()).float().mean()),
-                  "backend": getattr(explainer, "backend", "own")}
+                  "backend": getattr(explainer, "backend", "own"),
+                  "format": self.format_of(model.input_format, "native"), "classes": list(test.classes),
+                  "confusion": classifier_confusion(ctx, model_name, artifact, test)}
         torch.manual_seed(derive_seed(ctx.seed, "explain", "random-init"))
         random_net = model.build(test.num_classes, test.length).to(ctx.device).eval()
         try:
@@ -279,6 +296,11 @@ class ExplainProtocol(Protocol):
         metrics.update(common, applicable=True)
         if settings.get("figures"):
             metrics["figures"] = self.write_figures(ctx, explainer, settings, test)
+            if metrics["figures"]:  # the figure_formats classifiers are trained by now
+                metrics["confusion_by_format"] = {
+                    self.format_of(model.input_format, v): classifier_confusion(ctx, model_name,
+                                                                                classifier(ctx, model_name, v), test)
+                    for v in settings["figure_formats"]}
         return metrics
 
     # ------------------------------------------------------------------ figures
@@ -344,7 +366,7 @@ class ExplainProtocol(Protocol):
         model_name = cell["model"]["source"]
         native = ctx.registry.get("model", model_name).input_format
         spec = cell["dataset"]
-        dataset = spec["name"] + (f"_{spec['snr'][0]:g}_{spec['snr'][1]:g}dB" if spec.get("snr") else "")
+        dataset = P.dataset_label(spec)
         sub = test.subset(self.figure_indices(ctx, test))
         common = {"kind": "cell", "x": sub.x.numpy(), "y": sub.y.numpy(), "snr": sub.snr.numpy(),
                   "classes": np.array(list(test.classes)), "dataset": dataset, "model": model_name,
