@@ -442,3 +442,12 @@ def test_cli_info_of_a_loader_with_path(registry, tmp_path, capsys):
     assert "8PSK, QPSK, WBFM" in capsys.readouterr().out
     with pytest.raises(AmrbenchError, match="unknown dataset"):
         run_cli(["datasets", "info", "rml2016x"], registry)
+
+
+@pytest.mark.parametrize("label", [-10.0, 6.0, 18.0])
+def test_rml2016_snr_reference_gives_twice_the_label_per_sample(label):
+    """The original generator's noise amplitude 10^(-SNR/10): per-sample SNR = 2 x label dB."""
+    wave = synth.linear(synth.psk(4))
+    es_n0 = estimated_snr_db(wave, label, synth.Channel(snr_reference="rml2016"))
+    per_sample = es_n0 - 10 * np.log10(8)
+    assert abs(per_sample - 2 * label) < 0.5, per_sample

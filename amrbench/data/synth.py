@@ -19,7 +19,9 @@ received, pre-noise signal: the noise variance per complex sample is
 ``P * sps / 10**(snr/10)``, where ``P`` is the group's average transmit power (1) times
 the window's own channel power gain; i.e. the SNR in a bandwidth of fs/sps, the same
 reference for analog classes. ``snr_reference="sample"`` drops the factor ``sps``
-(signal power over the total noise power of the sampled band).
+(signal power over the total noise power of the sampled band). ``"rml2016"`` reproduces
+the original generator's quirk: GNU Radio's noise *amplitude* 10^(-SNR/10), i.e. a
+per-sample SNR of twice the label in dB (36 dB at the label 18, -20 dB at -10).
 
 Every group draws from its own random streams seeded by (seed, dataset, class, SNR), so
 a group is identical whichever other groups are generated: an SNR filter only skips work.
@@ -42,7 +44,7 @@ from amrbench.api import AmrbenchError, Dataset, SignalSet, derive_seed
 Waveform = Callable[[np.random.Generator, int, int, int], np.ndarray]
 
 NORMS = ("l1", "energy", "rms", "none")
-SNR_REFERENCES = ("symbol", "sample")
+SNR_REFERENCES = ("symbol", "sample", "rml2016")
 FADING_TAPS = 8          # fractional-delay FIR length of the fading model (as GNU Radio's)
 FADING_CENTER = 3        # tap index of a zero delay
 LANCZOS = 4              # half-width of the resampling kernel
@@ -255,6 +257,8 @@ class Channel:
         return int(math.ceil(LANCZOS + self.sps + (needed - 1) * (1 + self.sro_max))) + LANCZOS + 2
 
     def noise_variance(self, power: np.ndarray, snr_db: float) -> np.ndarray:
+        if self.snr_reference == "rml2016":  # noise amplitude 10^(-SNR/10): power 10^(-SNR/5)
+            return power / 10 ** (snr_db / 5)
         bandwidth = self.sps if self.snr_reference == "symbol" else 1
         return power * bandwidth / 10 ** (snr_db / 10)
 
