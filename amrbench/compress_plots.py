@@ -22,6 +22,14 @@ from typing import Optional
 import numpy as np
 
 
+def _powers_of_two_ticks(ax) -> None:
+    """Label a log bits axis at powers of two (the default minor labels overlap)."""
+    lo, hi = ax.get_xlim()
+    ticks = [2.0 ** k for k in range(-12, 13) if lo <= 2.0 ** k <= hi]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter("")
+
+
 def _plt():
     import matplotlib
 
@@ -93,6 +101,7 @@ def plot_rate_curves(records: list, out_dir) -> list:
             if metric == "accuracy" and ds in data["clean"]:
                 ax.axhline(100 * data["clean"][ds], color="k", ls="--", lw=1, label="clean data")
             ax.set_xscale("log")
+            _powers_of_two_ticks(ax)
             ax.set_xlabel("bits per complex sample")
             ax.set_ylabel(ylabel)
             ax.set_title(ds)

@@ -206,16 +206,7 @@ def _validate(src: SuiteSource, data: dict, path: Path, profile, registry) -> Su
         if table[key] not in AXES:
             raise src.error(("table", key), f"must be one of {', '.join(AXES)}")
     _validate_table_metric(src, table)
-    if not isinstance(table["extra_rows"] or [], list):
-        raise src.error(("table", "extra_rows"), "must be a list of {label, metric, ...} mappings")
-    for j, row in enumerate(table["extra_rows"] or []):
-        if not isinstance(row, dict) or "label" not in row or "metric" not in row:
-            raise src.error(("table", "extra_rows", j), "must be a mapping with at least label and metric")
-        for key in row:
-            if key not in EXTRA_ROW_KEYS:
-                raise src.error(("table", "extra_rows", j, key), f"unknown key{did_you_mean(key, EXTRA_ROW_KEYS)}")
-        if row.get("position", "last") not in ("first", "last"):
-            raise src.error(("table", "extra_rows", j, "position"), "must be first or last")
+    _validate_extra_rows(src, table)
     return Suite(
         name=str(data.get("name") or path.stem), path=str(path), protocol=protocol_name,
         datasets=datasets, methods=methods, budgets=budgets, models=models, seeds=seeds,
@@ -249,6 +240,19 @@ def _validate_table_metric(src: SuiteSource, table: dict) -> None:
     if labels is not None and not (as_axis and isinstance(labels, list) and len(labels) == len(metric)
                                    and all(isinstance(x, (str, int, float)) for x in labels)):
         raise src.error(("table", "metric_labels"), "must be a list of labels, one per entry of the metric list")
+
+
+def _validate_extra_rows(src: SuiteSource, table: dict) -> None:
+    if not isinstance(table["extra_rows"] or [], list):
+        raise src.error(("table", "extra_rows"), "must be a list of {label, metric, ...} mappings")
+    for j, row in enumerate(table["extra_rows"] or []):
+        if not isinstance(row, dict) or "label" not in row or "metric" not in row:
+            raise src.error(("table", "extra_rows", j), "must be a mapping with at least label and metric")
+        for key in row:
+            if key not in EXTRA_ROW_KEYS:
+                raise src.error(("table", "extra_rows", j, key), f"unknown key{did_you_mean(key, EXTRA_ROW_KEYS)}")
+        if row.get("position", "last") not in ("first", "last"):
+            raise src.error(("table", "extra_rows", j, "position"), "must be first or last")
 
 
 def _plugin_params(src, where, registry, kind, name, params):
