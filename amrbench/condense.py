@@ -423,6 +423,9 @@ class SyntheticCondenser(Condenser):
         started = time.perf_counter()
         for iteration in range(p["iterations"]):
             loss = self.step(iteration)
+            if not math.isfinite(float(loss)):
+                raise AmrbenchError(f"condenser {self.name!r}: the matching loss diverged ({float(loss)}) at iteration "
+                                    f"{iteration + 1}; lower lr ({self.lr:g})")
             self.history.append(float(loss))
         self.seconds = time.perf_counter() - started
         out = self.syn_x.detach().cpu()

@@ -283,3 +283,11 @@ def test_condense_from_suite_reuses_the_run(write_suite, tmp_path, isolated_cach
     assert cache.computations("condensed") == before
     with pytest.raises(Exception, match="condensed sets match"):
         _cli(["condense", str(path), "--out", str(tmp_path / "all.h5")])
+
+
+def test_a_diverging_condensation_fails_with_the_iteration_and_the_fix():
+    from amrbench.api import AmrbenchError
+
+    ctx, train, _ = toy_context()
+    with pytest.raises(AmrbenchError, match=r"condenser 'mdm': the matching loss diverged .* at iteration \d+; lower lr"):
+        condenser("mdm", iterations=30, lr=1e12, batch_real=8).condense(ctx, train, 3)
