@@ -451,3 +451,11 @@ def test_rml2016_snr_reference_gives_twice_the_label_per_sample(label):
     es_n0 = estimated_snr_db(wave, label, synth.Channel(snr_reference="rml2016"))
     per_sample = es_n0 - 10 * np.log10(8)
     assert abs(per_sample - 2 * label) < 0.5, per_sample
+
+
+def test_cache_key_follows_the_generator_source(monkeypatch):
+    """A set cached by older generator code is not reused after the code changes."""
+    dataset = synth_rml2016a.SynthRML2016a(per_class_per_snr=2)
+    before = dataset.cache_path(0)
+    monkeypatch.setattr(synth, "source_fingerprint", lambda cls: "edited-code")
+    assert dataset.cache_path(0) != before

@@ -28,6 +28,9 @@ a group is identical whichever other groups are generated: an SNR filter only sk
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -263,6 +266,15 @@ class Channel:
         return power * bandwidth / 10 ** (snr_db / 10)
 
 
+@functools.lru_cache(maxsize=None)
+def source_fingerprint(plugin_class) -> str:
+    """sha256 (16 hex digits) of this module's and the plugin module's source files."""
+    digest = hashlib.sha256()
+    for path in sorted({__file__, inspect.getsourcefile(plugin_class) or __file__}):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _lanczos(x: np.ndarray) -> np.ndarray:
     return np.sinc(x) * np.sinc(x / LANCZOS) * (np.abs(x) < LANCZOS)
 
@@ -481,8 +493,10 @@ class SynthDataset(Dataset):
                         self.params["length"], seed, self.channel(), self.norm())
 
     def cache_key(self, seed: int, snr: Optional[tuple] = None) -> dict:
+        # the source fingerprint keeps a set cached by an older generator from being reused
+        # when the code changed but nobody bumped the plugin's version
         return {"dataset": self.name, "version": self.version, "params": self.params,
-                "seed": int(seed), "snr": self.snr_values(snr)}
+                "seed": int(seed), "snr": self.snr_values(snr), "code": source_fingerprint(type(self))}
 
     def cache_path(self, seed: int, snr: Optional[tuple] = None) -> Path:
         from amrbench.data import store
