@@ -203,15 +203,20 @@ def plot_spectrograms(original: np.ndarray, recons: dict, classes: list, path, t
             ax = axes[i][j]
             ax.imshow(spectrogram(x[i, 0] + 1j * x[i, 1], nperseg), aspect="auto", origin="lower", cmap="viridis",
                       vmin=vmin, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=7)
+            _label_panel(ax, label if i == 0 else None, name if j == 0 else None)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, Path(path))
+
+
+def _label_panel(ax, column: Optional[str], row: Optional[str]) -> None:
+    """A grid panel without ticks; the column name on the top row, the row name on the left."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if column is not None:
+        ax.set_title(column, fontsize=8)
+    if row is not None:
+        ax.set_ylabel(row, fontsize=7)
 
 
 def plot_constellations(original: np.ndarray, recons: dict, classes: list, path, title: str = "") -> Path:
@@ -227,12 +232,7 @@ def plot_constellations(original: np.ndarray, recons: dict, classes: list, path,
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
             ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=7)
+            _label_panel(ax, label if i == 0 else None, name if j == 0 else None)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, Path(path))

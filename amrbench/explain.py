@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from amrbench.api import AmrbenchError
+
 XI = 0.01    # deletion value (Table II)
 ETA = 0.4    # activation threshold eta_w (Table II)
 
@@ -110,6 +112,19 @@ def captum_available() -> bool:
     except Exception:
         return False
     return True
+
+
+def require_backend(explainer: str, choice: str) -> None:
+    """Refuse ``backend: captum`` where Captum is not installed, naming the extra."""
+    if choice == "captum" and not captum_available():
+        raise AmrbenchError(f"explainer {explainer!r}: backend 'captum' needs Captum: pip install 'amrbench[explain]'")
+
+
+def resolve_backend(choice: str) -> str:
+    """``auto`` -> Captum where installed, else the own implementation."""
+    if choice == "auto":
+        return "captum" if captum_available() else "own"
+    return choice
 
 
 # --------------------------------------------------------------------------- rankings

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from amrbench.api import AmrbenchError, Explainer
-from amrbench.explain import BACKENDS, captum_available, no_cudnn, normalise, reduce_channels
+from amrbench.explain import BACKENDS, no_cudnn, normalise, reduce_channels, require_backend, resolve_backend
 from amrbench.hookspecs import hookimpl
 
 
@@ -65,18 +65,14 @@ class IntegratedGradients(Explainer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if self.params["backend"] == "captum" and not captum_available():
-            raise AmrbenchError("explainer 'integrated-gradients': backend 'captum' needs Captum: "
-                                "pip install 'amrbench[explain]'")
+        require_backend(self.name, self.params["backend"])
         n = self.params["n_steps"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise AmrbenchError("explainer 'integrated-gradients': n_steps must be a positive integer")
 
     @property
     def backend(self) -> str:
-        if self.params["backend"] == "auto":
-            return "captum" if captum_available() else "own"
-        return self.params["backend"]
+        return resolve_backend(self.params["backend"])
 
     def attributions(self, model, x, target):
         p = self.params

@@ -26,7 +26,7 @@ import math
 import torch
 
 from amrbench.api import AmrbenchError, Explainer
-from amrbench.explain import BACKENDS, captum_available, normalise, reduce_channels
+from amrbench.explain import BACKENDS, normalise, reduce_channels, require_backend, resolve_backend
 from amrbench.hookspecs import hookimpl
 
 
@@ -79,14 +79,11 @@ class Occlusion(Explainer):
                 raise AmrbenchError(f"explainer 'occlusion': {key} must be a positive integer")
         if p["stride"] > p["window"]:
             raise AmrbenchError("explainer 'occlusion': stride must not exceed window")
-        if p["backend"] == "captum" and not captum_available():
-            raise AmrbenchError("explainer 'occlusion': backend 'captum' needs Captum: pip install 'amrbench[explain]'")
+        require_backend(self.name, p["backend"])
 
     @property
     def backend(self) -> str:
-        if self.params["backend"] == "auto":
-            return "captum" if captum_available() else "own"
-        return self.params["backend"]
+        return resolve_backend(self.params["backend"])
 
     def attributions(self, model, x, target):
         p = self.params
