@@ -422,11 +422,11 @@ class SyntheticCondenser(Condenser):
         self.history = []
         started = time.perf_counter()
         for iteration in range(p["iterations"]):
-            loss = self.step(iteration)
-            if not math.isfinite(float(loss)):
-                raise AmrbenchError(f"condenser {self.name!r}: the matching loss diverged ({float(loss)}) at iteration "
+            loss = float(self.step(iteration))
+            if not math.isfinite(loss):
+                raise AmrbenchError(f"condenser {self.name!r}: the matching loss diverged ({loss}) at iteration "
                                     f"{iteration + 1}; lower lr ({self.lr:g})")
-            self.history.append(float(loss))
+            self.history.append(loss)
         self.seconds = time.perf_counter() - started
         out = self.syn_x.detach().cpu()
         if not torch.isfinite(out).all():
