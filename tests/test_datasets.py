@@ -99,6 +99,10 @@ def test_unknown_and_invalid_parameters_are_rejected():
         synth_rml2016a.SynthRML2016a(per_class_per_snr=0)
     with pytest.raises(AmrbenchError, match="'snr_range'"):
         synth_sig2019.SynthSig2019(snr_range=[10, 0, 2])
+    with pytest.raises(AmrbenchError, match="'channel_model' must be one of independent, stream"):
+        synth_rml2016a.SynthRML2016a(channel_model="rayleigh")
+    with pytest.raises(AmrbenchError, match="'stream_length' must be an integer >= 272"):
+        synth_rml2016a.SynthRML2016a(stream_length=200)
 
 
 def test_window_normalisation():
@@ -459,3 +463,49 @@ def test_cache_key_follows_the_generator_source(monkeypatch):
     before = dataset.cache_path(0)
     monkeypatch.setattr(synth, "source_fingerprint", lambda cls: "edited-code")
     assert dataset.cache_path(0) != before
+
+
+# --------------------------------------------------------------------------- stream channel
+def carrier_frequencies(channel: synth.Channel, rows: int = 300, seed: int = 5) -> np.ndarray:
+    """Per-window frequency (cycles/sample) of a noiseless, unfaded unit carrier."""
+    carrier = lambda rng, count, length, sps: np.ones((count, length), dtype=np.complex128)  # noqa: E731
+    run = synth.stream_run(seed, "t", channel)
+    rx = synth.render_group(carrier, rows, 128, 10.0, synth.group_streams(seed, "t", "c", 10.0), channel,
+                            noise=False, run=run)
+    return np.angle(np.sum(rx[:, 1:] * np.conj(rx[:, :-1]), axis=1)) / (2 * np.pi)
+
+
+def test_stream_channel_gives_a_few_hertz_of_cfo_independent_gives_hundreds():
+    """At 200 kHz: the random walk (0.01 Hz/sample over 50,000 samples) stays within a few
+    Hz; the independent model spreads the CFO uniformly over +-500 Hz."""
+    stream = carrier_frequencies(synth.Channel(model="stream", fading=False)) * 200e3
+    independent = carrier_frequencies(synth.Channel(model="independent", fading=False)) * 200e3
+    assert np.max(np.abs(stream)) < 20
+    assert np.std(independent) > 200 and np.max(np.abs(independent)) <= 500 + 1
+
+
+def test_stream_walks_are_clipped_and_the_fader_has_unit_power():
+    channel = synth.Channel(model="stream", cfo_max=1e-7, sro_max=2e-7, doppler=1e-3)
+    run = synth.stream_run(0, "t", channel)
+    assert np.max(np.abs(run.cfo)) <= 1e-7 and np.max(np.abs(run.sro)) <= 2e-7
+    assert np.sum(np.abs(run.cfo) == 1e-7) > 0  # the walk (std ~1.1e-5) does hit the clip
+    gains = run.path_gains(np.arange(0, 2e6, 100.0))  # 2,000 Doppler periods
+    assert np.allclose(np.mean(np.abs(gains) ** 2, axis=0), 1.0, atol=0.15)
+
+
+def test_stream_channel_drifts_slowly_along_the_run():
+    """Windows read close together on the run see nearly the same multipath (1 Hz Doppler
+    at 200 kHz), far apart ones a different one."""
+    run = synth.stream_run(0, "t", synth.Channel(model="stream"))
+    near = run.path_gains(np.array([1000.0, 1128.0]))
+    far = run.path_gains(np.array([1000.0, 49000.0]))
+    assert np.max(np.abs(near[0] - near[1])) < 0.01
+    assert np.max(np.abs(far[0] - far[1])) > 0.1
+
+
+def test_stream_model_needs_its_run_and_depends_on_the_seed():
+    channel = synth.Channel(model="stream")
+    with pytest.raises(ValueError, match="StreamRun"):
+        synth.render_group(synth.linear(synth.psk(4)), 4, 64, 0.0, synth.group_streams(0, "t", "c", 0.0), channel)
+    assert not np.array_equal(synth.stream_run(0, "t", channel).cfo, synth.stream_run(1, "t", channel).cfo)
+    assert np.array_equal(synth.stream_run(0, "t", channel).cfo, synth.stream_run(0, "t", channel).cfo)

@@ -7,9 +7,9 @@ group (no per-signal Python):
    (linear modulations with root-raised-cosine pulses, continuous-phase FSK/GFSK/GMSK,
    AM/FM driven by a band-limited "speech-like" audio source with silent segments);
 2. random timing offset within one symbol and a sample-rate offset (Lanczos resampler);
-3. carrier frequency offset and random carrier phase;
-4. static 3-path fading with fractional delays (first path Rician, others Rayleigh),
-   after the GNU Radio ``dynamic_channel_model`` arguments of the RML2016.10a generator;
+3. carrier frequency offset and carrier phase;
+4. 3-path fading with fractional delays (first path Rician, others Rayleigh), after the
+   GNU Radio ``dynamic_channel_model`` arguments of the RML2016.10a generator;
 5. complex AWGN at the labelled SNR;
 6. per-window normalisation (``l1``: sum |x| = 1 as in RML2016.10a, ``energy``:
    sum |x|^2 = 1, ``rms``: mean |x|^2 = 1, ``none``).
@@ -23,8 +23,22 @@ reference for analog classes. ``snr_reference="sample"`` drops the factor ``sps`
 the original generator's quirk: GNU Radio's noise *amplitude* 10^(-SNR/10), i.e. a
 per-sample SNR of twice the label in dB (36 dB at the label 18, -20 dB at -10).
 
+Channel models (steps 2-4). ``"independent"``: every window draws its own offsets
+(uniform in +-``cfo_max`` / +-``sro_max``), a uniform carrier phase and static
+Rician/Rayleigh path gains. ``"stream"`` follows how the original generator cut its
+windows: one long channel run per dataset seed of ``stream_length`` samples, along which
+the CFO and SRO are clipped random walks (``cfo_walk`` / ``sro_walk`` per sample, GNU
+Radio's 0.01 Hz at 200 kHz), the carrier phase is the CFO's accumulated phase, and every
+path gain is a sum-of-sinusoids fader (8 sinusoids, Doppler ``doppler`` cycles/sample,
+1 Hz at 200 kHz); each window is read at a uniformly random position of that run. So a
+window sees a CFO of a few Hz and the multipath of one slowly drifting channel, not a
+fresh Rayleigh draw. The original re-ran its channel from one fixed seed and cut longer
+runs for some classes (26,664-80,000 samples), which made the channel state's
+distribution class-dependent; here every class reads the same run over the same span.
+
 Every group draws from its own random streams seeded by (seed, dataset, class, SNR), so
-a group is identical whichever other groups are generated: an SNR filter only skips work.
+a group is identical whichever other groups are generated: an SNR filter only skips work
+(the stream channel's run depends on (seed, dataset) only).
 """
 from __future__ import annotations
 
@@ -48,6 +62,8 @@ Waveform = Callable[[np.random.Generator, int, int, int], np.ndarray]
 
 NORMS = ("l1", "energy", "rms", "none")
 SNR_REFERENCES = ("symbol", "sample", "rml2016")
+CHANNEL_MODELS = ("independent", "stream")
+FADER_SINUSOIDS = 8      # sinusoids per path of the stream model's fader (as GNU Radio's)
 FADING_TAPS = 8          # fractional-delay FIR length of the fading model (as GNU Radio's)
 FADING_CENTER = 3        # tap index of a zero delay
 LANCZOS = 4              # half-width of the resampling kernel
@@ -242,8 +258,11 @@ def silent() -> Waveform:
 @dataclass(frozen=True)
 class Channel:
     """Impairments after the transmitter. ``cfo_max`` in cycles/sample (0.0025 = 500 Hz at
-    200 kHz), ``sro_max`` relative (2.5e-4 = 50 Hz at 200 kHz), both uniform in +-max;
-    ``delays`` in samples and ``magnitudes`` of the fading paths; ``rician_k`` of the first."""
+    200 kHz), ``sro_max`` relative (2.5e-4 = 50 Hz at 200 kHz): the uniform range of the
+    independent model, the clip of the stream model's walks; ``delays`` in samples and
+    ``magnitudes`` of the fading paths; ``rician_k`` of the first. ``model``, ``stream_length``
+    (samples), ``cfo_walk`` (cycles/sample per sample), ``sro_walk`` (relative, per sample)
+    and ``doppler`` (cycles/sample) as in the module docstring."""
 
     sps: int = 8
     cfo_max: float = 0.0025
@@ -253,6 +272,11 @@ class Channel:
     magnitudes: tuple = (1.0, 0.8, 0.3)
     rician_k: float = 4.0
     snr_reference: str = "symbol"
+    model: str = "independent"
+    stream_length: int = 50_000
+    cfo_walk: float = 5e-8
+    sro_walk: float = 5e-8
+    doppler: float = 5e-6
 
     def input_length(self, length: int) -> int:
         """Transmitter samples needed for ``length`` received samples."""
@@ -285,30 +309,34 @@ _KERNEL = _lanczos(np.arange(_STEPS + 1)[:, None] / _STEPS - _OFFSETS[None, :])
 _KERNEL = (_KERNEL / _KERNEL.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def resample(rng: np.random.Generator, tx: np.ndarray, count: int, channel: Channel) -> np.ndarray:
-    """``count`` samples of every row read at a random start within one symbol and a
-    random rate 1 +- sro_max (Lanczos interpolation, tabulated kernel)."""
+def resample(tx: np.ndarray, count: int, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """``count`` samples of every row read from its ``start`` (rows, 1), in samples after
+    the kernel's margin, at its ``rate`` (rows, 1) (Lanczos interpolation, tabulated kernel)."""
     rows = tx.shape[0]
-    start = LANCZOS + rng.uniform(0, channel.sps, (rows, 1))
-    rate = 1 + rng.uniform(-channel.sro_max, channel.sro_max, (rows, 1))
-    position = start + np.arange(count)[None, :] * rate
+    position = LANCZOS + start + np.arange(count)[None, :] * rate
     base = np.floor(position).astype(np.int64)
     weights = _KERNEL[np.rint((position - base) * _STEPS).astype(np.int64)]
     samples = tx[np.arange(rows)[:, None, None], base[:, :, None] + _OFFSETS[None, None, :]]
     return np.einsum("rck,rck->rc", samples, weights)
 
 
-def fading_taps(rng: np.random.Generator, rows: int, channel: Channel) -> np.ndarray:
-    """Per-row fractional-delay FIR (rows, FADING_TAPS) of static multipath fading."""
-    taps = np.zeros((rows, FADING_TAPS), dtype=np.complex128)
-    if not channel.fading:
-        taps[:, FADING_CENTER] = 1.0
-        return taps
+def independent_path_gains(rng: np.random.Generator, rows: int, channel: Channel) -> np.ndarray:
+    """Static path gains (rows, paths): first path Rician with K = ``rician_k``, others Rayleigh."""
     paths = len(channel.delays)
     gains = (rng.standard_normal((rows, paths)) + 1j * rng.standard_normal((rows, paths))) / np.sqrt(2)
     k = channel.rician_k
     line_of_sight = np.exp(1j * rng.uniform(0, 2 * np.pi, rows))
     gains[:, 0] = np.sqrt(k / (k + 1)) * line_of_sight + np.sqrt(1 / (k + 1)) * gains[:, 0]
+    return gains
+
+
+def fading_taps(gains: Optional[np.ndarray], rows: int, channel: Channel) -> np.ndarray:
+    """Per-row fractional-delay FIR (rows, FADING_TAPS) of the paths' ``gains`` (rows, paths),
+    scaled by the path magnitudes; a single unit tap when fading is off."""
+    taps = np.zeros((rows, FADING_TAPS), dtype=np.complex128)
+    if not channel.fading:
+        taps[:, FADING_CENTER] = 1.0
+        return taps
     gains = gains * np.asarray(channel.magnitudes)[None, :]
     index = np.arange(FADING_TAPS)
     for path, delay in enumerate(channel.delays):
@@ -316,16 +344,67 @@ def fading_taps(rng: np.random.Generator, rows: int, channel: Channel) -> np.nda
     return taps
 
 
-def apply_channel(rng: np.random.Generator, tx: np.ndarray, length: int, channel: Channel):
-    """Resample, rotate (CFO + phase) and fade ``tx``; returns the pre-noise received
-    windows (rows, length) and each window's channel power gain."""
-    rows = tx.shape[0]
-    x = resample(rng, tx, length + FADING_TAPS - 1, channel)
+class StreamRun:
+    """One channel run of the stream model: CFO and SRO random walks and the faders'
+    parameters, drawn from ``rng``; :meth:`at` reads the channel state at stream positions."""
+
+    def __init__(self, rng: np.random.Generator, channel: Channel):
+        self.channel = channel
+        n = channel.stream_length
+        self.cfo = np.clip(np.cumsum(rng.normal(0, channel.cfo_walk, n)), -channel.cfo_max, channel.cfo_max)
+        self.phase = 2 * np.pi * np.cumsum(self.cfo)
+        self.sro = np.clip(np.cumsum(rng.normal(0, channel.sro_walk, n)), -channel.sro_max, channel.sro_max)
+        paths = len(channel.delays)
+        self.angles = rng.uniform(0, 2 * np.pi, (paths, FADER_SINUSOIDS))
+        self.fader_phases = rng.uniform(0, 2 * np.pi, (paths, FADER_SINUSOIDS))
+        self.los_angle, self.los_phase = rng.uniform(0, 2 * np.pi, 2)
+
+    def path_gains(self, t: np.ndarray) -> np.ndarray:
+        """Sum-of-sinusoids gains (rows, paths) at sample times ``t`` (rows,); unit mean power,
+        Rician K = ``rician_k`` on the first path."""
+        doppler = 2 * np.pi * self.channel.doppler * np.cos(self.angles)  # (paths, sinusoids)
+        argument = doppler[None] * t[:, None, None] + self.fader_phases[None]
+        gains = np.exp(1j * argument).sum(axis=2) / np.sqrt(FADER_SINUSOIDS)
+        k = self.channel.rician_k
+        los = np.exp(1j * (2 * np.pi * self.channel.doppler * np.cos(self.los_angle) * t + self.los_phase))
+        gains[:, 0] = np.sqrt(k / (k + 1)) * los + np.sqrt(1 / (k + 1)) * gains[:, 0]
+        return gains
+
+    def at(self, rng: np.random.Generator, rows: int, span: int):
+        """Rate (rows, 1), CFO (rows, 1), start phase (rows, 1) and path gains (rows, paths)
+        of ``rows`` windows of ``span`` samples read at uniformly random positions."""
+        t = rng.integers(0, self.channel.stream_length - span, rows)
+        return (1 + self.sro[t][:, None], self.cfo[t][:, None], self.phase[t][:, None],
+                self.path_gains(t.astype(np.float64)))
+
+
+def channel_state(rng: np.random.Generator, rows: int, span: int, channel: Channel, run: Optional[StreamRun]):
+    """(timing start, rate, cfo, phase, path gains) of ``rows`` windows, each (rows, 1) but
+    the gains (rows, paths): the start is uniform within one symbol, the rest read from
+    ``run`` (stream model) or drawn independently per window."""
+    start = rng.uniform(0, channel.sps, (rows, 1))
+    if channel.model == "stream":
+        if run is None:
+            raise ValueError("the stream channel model reads its windows from a StreamRun; pass run=")
+        return (start, *run.at(rng, rows, span))
+    rate = 1 + rng.uniform(-channel.sro_max, channel.sro_max, (rows, 1))
     cfo = rng.uniform(-channel.cfo_max, channel.cfo_max, (rows, 1))
     phase = rng.uniform(0, 2 * np.pi, (rows, 1))
+    return start, rate, cfo, phase, independent_path_gains(rng, rows, channel)
+
+
+def apply_channel(rng: np.random.Generator, tx: np.ndarray, length: int, channel: Channel,
+                  run: Optional[StreamRun] = None):
+    """Resample, rotate (CFO + phase) and fade ``tx``; returns the pre-noise received
+    windows (rows, length) and each window's channel power gain. ``run``: the stream
+    model's channel run (None for the independent model)."""
+    rows = tx.shape[0]
+    span = length + FADING_TAPS - 1
+    start, rate, cfo, phase, gains = channel_state(rng, rows, span, channel, run)
+    x = resample(tx, span, start, rate)
     rotation = (2 * np.pi * cfo * np.arange(x.shape[1])[None, :] + phase).astype(np.float32)
     x = x * (np.cos(rotation) + 1j * np.sin(rotation))
-    taps = fading_taps(rng, rows, channel).astype(np.complex64)
+    taps = fading_taps(gains, rows, channel).astype(np.complex64)
     rx = np.zeros((rows, length), dtype=np.complex64)
     for j in range(FADING_TAPS):
         shift = FADING_TAPS - 1 - j
@@ -360,15 +439,23 @@ def group_streams(seed: int, dataset: str, label: str, snr_db: float) -> list:
     return [np.random.default_rng(s) for s in root.spawn(3)]
 
 
+def stream_run(seed: int, dataset: str, channel: Channel) -> Optional[StreamRun]:
+    """The stream model's channel run of (seed, dataset); None for the independent model."""
+    if channel.model != "stream":
+        return None
+    return StreamRun(np.random.default_rng(derive_seed(seed, dataset, "stream-channel")), channel)
+
+
 def render_group(waveform: Waveform, count: int, length: int, snr_db: float, streams: list,
-                 channel: Channel, noise: bool = True) -> np.ndarray:
+                 channel: Channel, noise: bool = True, run: Optional[StreamRun] = None) -> np.ndarray:
     """Received windows (count, length) complex64 of one group before normalisation.
-    With ``noise=False`` the same windows without their AWGN (for checks)."""
+    With ``noise=False`` the same windows without their AWGN (for checks); ``run``: the
+    stream model's channel run (required by that model)."""
     signal_rng, channel_rng, noise_rng = streams
     tx = waveform(signal_rng, count, channel.input_length(length), channel.sps)
     power = np.mean(np.abs(tx) ** 2)
     tx = (tx / np.sqrt(power) if power > 0 else tx).astype(np.complex64)
-    rx, gain = apply_channel(channel_rng, tx, length, channel)
+    rx, gain = apply_channel(channel_rng, tx, length, channel, run)
     if not noise:
         return rx
     sigma = np.sqrt(channel.noise_variance(gain, snr_db) / 2).astype(np.float32)[:, None]
@@ -396,11 +483,12 @@ def generate(dataset: str, waveforms: dict, snr_values, per_class_per_snr: int, 
     per = int(per_class_per_snr)
     x = np.empty((len(classes) * len(snr_values) * per, 2, length), dtype=np.float32)
     groups = [(label, snr_db) for label in classes for snr_db in snr_values]
+    run = stream_run(seed, dataset, channel)
 
     def render(index: int) -> None:
         label, snr_db = groups[index]
         streams = group_streams(seed, dataset, label, snr_db)
-        z = normalise(render_group(waveforms[label], per, length, snr_db, streams, channel), norm)
+        z = normalise(render_group(waveforms[label], per, length, snr_db, streams, channel, run=run), norm)
         x[index * per:(index + 1) * per, 0] = z.real
         x[index * per:(index + 1) * per, 1] = z.imag
 
@@ -423,6 +511,11 @@ COMMON_DEFAULTS = {
     "fading": True,
     "rician_k": 4.0,
     "snr_reference": "symbol",
+    "channel_model": "independent",
+    "stream_length": 50_000,
+    "cfo_walk": 5e-8,
+    "sro_walk": 5e-8,
+    "doppler": 5e-6,
     "norm": "rms",
     "silence": 0.3,
 }
@@ -452,11 +545,18 @@ class SynthDataset(Dataset):
                 or rng[2] <= 0 or rng[1] < rng[0]):
             self._fail("snr_range", "[low, high, step] with high >= low and step > 0")
         for key, lo, hi in (("rolloff", 0.0, 1.0), ("cfo_max", 0.0, 0.5), ("sro_max", 0.0, 0.1),
-                            ("rician_k", 0.0, 1e6), ("silence", 0.0, 1.0)):
+                            ("rician_k", 0.0, 1e6), ("silence", 0.0, 1.0), ("cfo_walk", 0.0, 0.01),
+                            ("sro_walk", 0.0, 0.01), ("doppler", 0.0, 0.5)):
             if not isinstance(p[key], (int, float)) or not lo <= p[key] <= hi:
                 self._fail(key, f"a number in [{lo}, {hi}]")
         if not isinstance(p["fading"], bool):
             self._fail("fading", "true or false")
+        if p["channel_model"] not in CHANNEL_MODELS:
+            self._fail("channel_model", f"one of {', '.join(CHANNEL_MODELS)}")
+        shortest = 2 * (p["length"] + FADING_TAPS)
+        if not isinstance(p["stream_length"], int) or isinstance(p["stream_length"], bool) \
+                or p["stream_length"] < shortest:
+            self._fail("stream_length", f"an integer >= {shortest} (twice the window)")
         if p["snr_reference"] not in SNR_REFERENCES:
             self._fail("snr_reference", f"one of {', '.join(SNR_REFERENCES)}")
         if p["norm"] not in NORMS + ("auto",):
@@ -474,7 +574,9 @@ class SynthDataset(Dataset):
     def channel(self) -> Channel:
         p = self.params
         return Channel(sps=p["sps"], cfo_max=float(p["cfo_max"]), sro_max=float(p["sro_max"]),
-                       fading=p["fading"], rician_k=float(p["rician_k"]), snr_reference=p["snr_reference"])
+                       fading=p["fading"], rician_k=float(p["rician_k"]), snr_reference=p["snr_reference"],
+                       model=p["channel_model"], stream_length=p["stream_length"], cfo_walk=float(p["cfo_walk"]),
+                       sro_walk=float(p["sro_walk"]), doppler=float(p["doppler"]))
 
     def norm(self) -> str:
         return self.params["norm"]

@@ -25,8 +25,9 @@ class SynthRML2018(synth.SynthDataset):
     cross 32/128-QAM; GMSK with BT 0.3 and h = 0.5; OQPSK with a half-symbol quadrature
     delay. Analog classes use the speech-like audio source with pauses (``silence``):
     AM-DSB/AM-SSB with (WC) or without (SC) carrier, FM as rml2016a-synth's WBFM.
-    Channel and SNR definition (Es/N0 of the received signal) as ``rml2016a-synth``;
-    windows scaled to unit RMS. Defaults: ``per_class_per_snr`` 256 (the real set has
+    Channel: the "independent" model of ``synth.Channel`` (fresh offsets, phase and
+    Rician/Rayleigh paths per window, ``rml2016a-synth``'s version-1 channel), AWGN with
+    SNR = Es/N0 of the received signal; windows scaled to unit RMS. Defaults: ``per_class_per_snr`` 256 (the real set has
     4096, i.e. 2.5 M signals and 21 GB), ``length`` 1024, ``snr_range`` [-20, 30, 2].
     """
 

@@ -20,9 +20,11 @@ class SynthSig2019(synth.SynthDataset):
     64QAM, 2FSK, 4FSK, 8FSK. Linear modulations use root-raised-cosine pulses (rolloff
     0.35; QPSK/OQPSK rotated by pi/4, OQPSK with a half-symbol quadrature delay, PAM on I);
     M-FSK is continuous-phase with modulation index ``fsk_h`` (1.0, orthogonal tones).
-    Channel and SNR definition as ``rml2016a-synth``: timing/sample-rate offset, CFO,
-    phase, static 3-path fading with a Rician first path, AWGN with SNR = Es/N0 of the
-    received signal. Windows are scaled to unit RMS (``norm`` "rms").
+    Channel: the "independent" model of ``synth.Channel`` (``rml2016a-synth``'s version-1
+    channel): per-window timing/sample-rate offset (+-50 Hz), CFO (+-500 Hz at 200 kHz),
+    phase and static 3-path fading with a Rician first path; AWGN with SNR = Es/N0 of the
+    received signal (the real set's generator is not public, so no quirk of it is copied;
+    ``channel_model: stream`` is available). Windows are scaled to unit RMS (``norm`` "rms").
     Defaults: ``per_class_per_snr`` 1000 (the real set has 1500 per class and SNR),
     ``length`` 512, ``snr_range`` [-20, 30, 2].
     """
