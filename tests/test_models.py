@@ -12,7 +12,7 @@ from torch import nn
 
 from amrbench import transforms
 from amrbench.api import AMRNet, AmrbenchError, Model
-from amrbench.registry import Registry
+from amrbench.registry import Registry, default_registry
 
 # module name -> registry name
 MODELS = {
@@ -249,3 +249,22 @@ def test_training_batch_of_one(module_name):
     net = build(module_name, 11, 128).train()
     _, x = signals(module_name, 1, 128)
     nn.functional.cross_entropy(net(x), torch.tensor([3])).backward()
+
+
+@pytest.mark.parametrize("name", ["vtcnn2", "lenet"])
+def test_convolution_padding_gives_the_explicit_zero_pad_numbers(name):
+    """The (1,3)/(2,3) front end pads inside the convolutions; its front-end activations and
+    weight gradients equal the published explicit ZeroPadding2D form bit for bit, so
+    records made before the change stay valid."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    net = default_registry().create("model", name, {"dropout": 0.0}).build(11, 128)
+    x = torch.randn(8, 1, 2, 128)
+    ours = torch.relu(net.conv2(torch.relu(net.conv1(x))))
+    explicit = torch.relu(F.conv2d(F.pad(torch.relu(F.conv2d(F.pad(x, (2, 2)), net.conv1.weight, net.conv1.bias)),
+                                         (2, 2)), net.conv2.weight, net.conv2.bias))
+    assert torch.equal(ours, explicit)
+    grad_ours = torch.autograd.grad(ours.square().sum(), net.conv1.weight)[0]
+    grad_explicit = torch.autograd.grad(explicit.square().sum(), net.conv1.weight)[0]
+    assert torch.equal(grad_ours, grad_explicit)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
@@ -32,8 +31,9 @@ from amrbench.hookspecs import hookimpl
 class LeNetNet(AMRNet):
     def __init__(self, num_classes: int, length: int, fc1: int = 256, fc2: int = 128, dropout: float = 0.5):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 256, (1, 3))
-        self.conv2 = nn.Conv2d(256, 80, (2, 3))
+        # zero padding as the convolutions' own (same numbers as an explicit pad, no copy)
+        self.conv1 = nn.Conv2d(1, 256, (1, 3), padding=(0, 2))
+        self.conv2 = nn.Conv2d(256, 80, (2, 3), padding=(0, 2))
         self.fc1 = nn.Linear(80 * (length + 4), fc1)
         self.fc2 = nn.Linear(fc1, fc2)
         self.dropout = nn.Dropout(dropout)
@@ -43,8 +43,8 @@ class LeNetNet(AMRNet):
         object.__setattr__(self, "last_conv", self.conv2)
 
     def embed(self, x):
-        h = self.dropout(torch.relu(self.conv1(F.pad(x, (2, 2)))))
-        h = self.dropout(torch.relu(self.conv2(F.pad(h, (2, 2)))))
+        h = self.dropout(torch.relu(self.conv1(x)))
+        h = self.dropout(torch.relu(self.conv2(h)))
         h = self.dropout(torch.relu(self.fc1(h.flatten(1))))
         return self.dropout(torch.relu(self.fc2(h)))
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
@@ -34,8 +33,10 @@ from amrbench.hookspecs import hookimpl
 class VTCNN2Net(AMRNet):
     def __init__(self, num_classes: int, length: int, dropout: float = 0.5):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 256, (1, 3))
-        self.conv2 = nn.Conv2d(256, 80, (2, 3))
+        # the notebook's ZeroPadding2D((0, 2)) as the convolutions' own padding: same
+        # numbers (checked bit for bit), no padded copy of the 256-map activations
+        self.conv1 = nn.Conv2d(1, 256, (1, 3), padding=(0, 2))
+        self.conv2 = nn.Conv2d(256, 80, (2, 3), padding=(0, 2))
         self.fc = nn.Linear(80 * (length + 4), 256)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(256, num_classes)
@@ -50,8 +51,8 @@ class VTCNN2Net(AMRNet):
             nn.init.zeros_(dense.bias)
 
     def embed(self, x):
-        h = self.dropout(torch.relu(self.conv1(F.pad(x, (2, 2)))))
-        h = self.dropout(torch.relu(self.conv2(F.pad(h, (2, 2)))))
+        h = self.dropout(torch.relu(self.conv1(x)))
+        h = self.dropout(torch.relu(self.conv2(h)))
         return self.dropout(torch.relu(self.fc(h.flatten(1))))
 
 
