@@ -330,10 +330,10 @@ def independent_path_gains(rng: np.random.Generator, rows: int, channel: Channel
     return gains
 
 
-def fading_taps(gains: Optional[np.ndarray], rows: int, channel: Channel) -> np.ndarray:
+def fading_taps(gains: np.ndarray, channel: Channel) -> np.ndarray:
     """Per-row fractional-delay FIR (rows, FADING_TAPS) of the paths' ``gains`` (rows, paths),
     scaled by the path magnitudes; a single unit tap when fading is off."""
-    taps = np.zeros((rows, FADING_TAPS), dtype=np.complex128)
+    taps = np.zeros((gains.shape[0], FADING_TAPS), dtype=np.complex128)
     if not channel.fading:
         taps[:, FADING_CENTER] = 1.0
         return taps
@@ -404,7 +404,7 @@ def apply_channel(rng: np.random.Generator, tx: np.ndarray, length: int, channel
     x = resample(tx, span, start, rate)
     rotation = (2 * np.pi * cfo * np.arange(x.shape[1])[None, :] + phase).astype(np.float32)
     x = x * (np.cos(rotation) + 1j * np.sin(rotation))
-    taps = fading_taps(gains, rows, channel).astype(np.complex64)
+    taps = fading_taps(gains, channel).astype(np.complex64)
     rx = np.zeros((rows, length), dtype=np.complex64)
     for j in range(FADING_TAPS):
         shift = FADING_TAPS - 1 - j
