@@ -3,12 +3,17 @@ PyTorch loop (DataLoader over a TensorDataset), and the achieved FLOP rate of
 convolution models against this machine's matmul FLOP rate, measured in the same run.
 
 Every loop runs in a fresh single-threaded process, so the allocator setting of one
-measurement cannot leak into the next. Three figures per model and batch size:
-``loop``: fit vs the DataLoader loop, both with glibc's default allocator settings;
-``harness``: fit as a cell runs it (``amrbench.allocator.tune()`` applied) vs the
-conventional loop as a user's script would run it (defaults) — the gain a user sees;
-``flops``: the achieved training FLOP rate (FlopCounterMode count x samples/s) over the
-matmul FLOP rate of a 1024^3 product in the same kind of process.
+measurement cannot leak into the next. The conventional script builds the network with
+torch's own ``nn.Dropout`` (as a user would write it), the harness with the shipped
+layers (``amrbench.layers.FastDropout`` in VT-CNN2). Figures per model and batch size:
+``loop``: fit vs the DataLoader loop on the same network, both with glibc's default
+allocator settings (the loop alone);
+``harness``: fit as a cell runs it (allocator tuned, shipped network) vs the
+conventional script (defaults, ``nn.Dropout``) — the gain a user sees;
+``amp``: the same with ``amp: true`` (bfloat16 autocast on the CPU) vs the float32 script;
+``flops``: the achieved float32 training FLOP rate (FlopCounterMode count x samples/s)
+over the float32 matmul FLOP rate of a 1024^3 product in the same kind of process, and
+``amp_flops`` the bfloat16 one over the bfloat16 matmul rate.
 
 Run: python -m pytest tests/benchmarks/test_bench_train.py -m benchmark --benchmark-enable -s
 """
@@ -24,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from amrbench import transforms
 from amrbench.api import SignalSet
+from amrbench.layers import FastDropout
 from amrbench.registry import default_registry
 from amrbench.train import fit, validate_train_settings
 
@@ -37,23 +43,29 @@ def data():
                      torch.zeros(N), [str(i) for i in range(CLASSES)])
 
 
-def build(name):
+def build(name, torch_dropout=False):
     model = default_registry().create("model", name)
     torch.manual_seed(0)
-    return model, model.build(CLASSES, LENGTH)
+    net = model.build(CLASSES, LENGTH)
+    if torch_dropout:
+        for module in net.modules():
+            for child_name, child in module.named_children():
+                if isinstance(child, FastDropout):
+                    setattr(module, child_name, nn.Dropout(child.p))
+    return model, net
 
 
-def amrbench_epoch(name, batch):
+def amrbench_epoch(name, batch, amp=False):
     model, net = build(name)
-    settings = validate_train_settings({"epochs": 1, "batch_size": batch})
+    settings = validate_train_settings({"epochs": 1, "batch_size": batch, "amp": amp})
     train = data()
     start = time.perf_counter()
     fit(net, model.input_format, train, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
     return N / (time.perf_counter() - start)
 
 
-def dataloader_epoch(name, batch):
-    model, net = build(name)
+def dataloader_epoch(name, batch, torch_dropout=False):
+    model, net = build(name, torch_dropout)
     train = data()
     loader = DataLoader(TensorDataset(train.x, train.y), batch_size=batch, shuffle=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -68,8 +80,8 @@ def dataloader_epoch(name, batch):
     return N / (time.perf_counter() - start)
 
 
-def matmul_flops():
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+def matmul_flops(dtype=torch.float32):
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
     a @ b
     start = time.perf_counter()
     for _ in range(20):
@@ -88,22 +100,22 @@ def train_flops_per_sample(name, batch):
 LOOPS = {"amrbench": amrbench_epoch, "dataloader": dataloader_epoch}
 
 
-def _in_child(loop, name, batch, tune):
+def _in_child(loop, name, batch, tune, options):
     from amrbench import allocator
 
     torch.set_num_threads(1)
     if tune:
         allocator.tune()
     if loop == "matmul":
-        return matmul_flops()
-    LOOPS[loop](name, batch)  # warm-up epoch
-    return max(LOOPS[loop](name, batch) for _ in range(2))
+        return matmul_flops(**options)
+    LOOPS[loop](name, batch, **options)  # warm-up epoch
+    return max(LOOPS[loop](name, batch, **options) for _ in range(2))
 
 
-def measure(loop, name=None, batch=None, tune=False):
+def measure(loop, name=None, batch=None, tune=False, **options):
     """Best of two epochs (after a warm-up) in a fresh spawned process."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_in_child, loop, name, batch, tune).result()
+        return pool.submit(_in_child, loop, name, batch, tune, options).result()
 
 
 @pytest.mark.parametrize("name", ["cnn1d", "vtcnn2", "lstm"])
@@ -112,20 +124,25 @@ def test_training_throughput(benchmark, name, batch):
     figures = {}
 
     def run_all():
-        figures.update(dataloader=measure("dataloader", name, batch), ours=measure("amrbench", name, batch),
+        figures.update(script=measure("dataloader", name, batch, torch_dropout=True),
+                       dataloader=measure("dataloader", name, batch), ours=measure("amrbench", name, batch),
                        ours_tuned=measure("amrbench", name, batch, tune=True),
-                       dataloader_tuned=measure("dataloader", name, batch, tune=True),
-                       matmul=measure("matmul", tune=True))
+                       ours_amp=measure("amrbench", name, batch, tune=True, amp=True),
+                       matmul=measure("matmul", tune=True),
+                       matmul_bf16=measure("matmul", tune=True, dtype=torch.bfloat16))
 
     benchmark.pedantic(run_all, rounds=1, iterations=1)
-    achieved = figures["ours_tuned"] * train_flops_per_sample(name, batch)
-    ratios = {"loop": figures["ours"] / figures["dataloader"],
-              "loop_tuned": figures["ours_tuned"] / figures["dataloader_tuned"],
-              "harness": figures["ours_tuned"] / figures["dataloader"], "flops": achieved / figures["matmul"]}
+    flops_per_sample = train_flops_per_sample(name, batch)
+    achieved = figures["ours_tuned"] * flops_per_sample
+    achieved_amp = figures["ours_amp"] * flops_per_sample
+    ratios = {"loop": figures["ours"] / figures["dataloader"], "harness": figures["ours_tuned"] / figures["script"],
+              "amp": figures["ours_amp"] / figures["script"], "flops": achieved / figures["matmul"],
+              "amp_flops": achieved_amp / figures["matmul_bf16"]}
     RESULTS[(name, batch)] = (figures, ratios)
     benchmark.extra_info.update({f"{k}_samples_per_s": v for k, v in figures.items()} | ratios)
-    print(f"\n{name} batch {batch}: amrbench {figures['ours']:,.0f} / tuned {figures['ours_tuned']:,.0f} samples/s; "
-          f"DataLoader {figures['dataloader']:,.0f} / tuned {figures['dataloader_tuned']:,.0f}; "
-          f"loop {ratios['loop']:.2f}x, loop (both tuned) {ratios['loop_tuned']:.2f}x, harness vs script "
-          f"{ratios['harness']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
-          f"{figures['matmul'] / 1e9:.1f} GFLOP/s")
+    print(f"\n{name} batch {batch}: script (DataLoader, nn.Dropout) {figures['script']:,.0f} samples/s, "
+          f"DataLoader {figures['dataloader']:,.0f}, fit {figures['ours']:,.0f}, tuned {figures['ours_tuned']:,.0f}, "
+          f"amp {figures['ours_amp']:,.0f}; loop {ratios['loop']:.2f}x, harness vs script {ratios['harness']:.2f}x, "
+          f"amp vs script {ratios['amp']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
+          f"{figures['matmul'] / 1e9:.1f} GFLOP/s; amp {achieved_amp / 1e9:.1f} GFLOP/s = {ratios['amp_flops']:.2f} "
+          f"of bf16 matmul {figures['matmul_bf16'] / 1e9:.1f} GFLOP/s")

@@ -17,7 +17,9 @@ Choices: the first convolution and the two hidden FC widths are in a figure that
 available; the VT-CNN2 front end (256 x (1, 3)) and widths 256 / 128 are amrbench's
 reading (knobs ``fc1``, ``fc2``, ``dropout``). PyTorch default initialisation (the paper
 used PyTorch). ``last_conv`` is the 80-map convolution; its maps are L + 4 wide, so the
-class activation vector is resized to L, as the paper does.
+class activation vector is resized to L, as the paper does. Speed, as VT-CNN2's version 2:
+``amrbench.layers.FastDropout`` and channels-last convolution weights (version 1 used
+nn.Dropout, whose masks differ, so its records are not reused).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import FastDropout
 
 
 class LeNetNet(AMRNet):
@@ -36,11 +39,14 @@ class LeNetNet(AMRNet):
         self.conv2 = nn.Conv2d(256, 80, (2, 3), padding=(0, 2))
         self.fc1 = nn.Linear(80 * (length + 4), fc1)
         self.fc2 = nn.Linear(fc1, fc2)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.head = nn.Linear(fc2, num_classes)
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
         object.__setattr__(self, "last_conv", self.conv2)
+        # channels-last convolution weights: oneDNN's NHWC kernels run the (2, 3)
+        # convolution about 1.7x faster on the CPU (values and initialisation unchanged)
+        self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
         h = self.dropout(torch.relu(self.conv1(x)))
@@ -54,6 +60,7 @@ class LeNet(Model):
 
     name = "lenet"
     input_format = "iq_2d"
+    version = "2"  # 2: FastDropout and channels-last weights (1: nn.Dropout, NCHW)
     defaults = {"fc1": 256, "fc2": 128, "dropout": 0.5}
 
     def build(self, num_classes: int, length: int) -> AMRNet:

@@ -20,6 +20,12 @@ dense layers, zero biases); the notebook's Keras version predates truncated He-n
 plain normal with std sqrt(2 / fan_in) is used. ``dropout`` is a knob (0.5 as published).
 ``last_conv`` is the 80-map (2, 3) convolution, whose maps have height 1 (the layer the
 visualisation paper hooks for the same front end).
+
+Speed (version 2): the dropouts are ``amrbench.layers.FastDropout`` (nn.Dropout's
+distribution, masks drawn from random integers: ``bernoulli_`` on the 256 x 2 x (L + 4)
+maps was a third of the CPU training step) and the convolution weights are channels-last
+(oneDNN's NHWC kernels); 1.6x the training throughput of version 1 on one CPU thread.
+Version 1 (nn.Dropout, NCHW) drew other dropout masks, so its records are not reused.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import FastDropout
 
 
 class VTCNN2Net(AMRNet):
@@ -38,7 +45,7 @@ class VTCNN2Net(AMRNet):
         self.conv1 = nn.Conv2d(1, 256, (1, 3), padding=(0, 2))
         self.conv2 = nn.Conv2d(256, 80, (2, 3), padding=(0, 2))
         self.fc = nn.Linear(80 * (length + 4), 256)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.head = nn.Linear(256, num_classes)
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
@@ -49,6 +56,9 @@ class VTCNN2Net(AMRNet):
         for dense in (self.fc, self.head):
             nn.init.kaiming_normal_(dense.weight, nonlinearity="relu")
             nn.init.zeros_(dense.bias)
+        # channels-last convolution weights: oneDNN's NHWC kernels run the (2, 3)
+        # convolution about 1.7x faster on the CPU (values and initialisation unchanged)
+        self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
         h = self.dropout(torch.relu(self.conv1(x)))
@@ -61,6 +71,7 @@ class VTCNN2(Model):
 
     name = "vtcnn2"
     input_format = "iq_2d"
+    version = "2"  # 2: FastDropout and channels-last weights (1: nn.Dropout, NCHW)
     defaults = {"dropout": 0.5}
 
     def build(self, num_classes: int, length: int) -> AMRNet:
