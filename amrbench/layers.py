@@ -1,16 +1,19 @@
 """Network building blocks shared by model plugins where PyTorch's own are slow.
 
-``FastDropout`` is inverted dropout (zero with probability p, scale the rest by
-1 / (1 - p)) whose mask is drawn from 15 random bits per element instead of
-``bernoulli_``. On the CPU, ``bernoulli_`` costs about 10 ns per element, which made
-the dropouts on VT-CNN2's 256 x 2 x (L + 4) convolution maps a third of its training
-step; drawing one 31-bit integer per two elements costs about an eighth of that. The drop
-probability is quantised to 1/32768 (0.3 -> 0.299988); p = 0.5 and 0.25 are exact. The
-mask comes from the default torch generator, so ``torch.manual_seed`` makes it
-deterministic. On other devices it is ``torch.nn.functional.dropout`` (CUDA's fused
-kernel is already fast). Dropping exactly the same elements as ``nn.Dropout`` would need
-``bernoulli_``'s own generator stream: the two give different (equally distributed)
-masks, so swapping one for the other in a model changes its numbers.
+``FastDropout`` is inverted dropout whose CPU mask is drawn from 15 random bits per
+element instead of ``bernoulli_``. On the CPU, ``bernoulli_`` costs about 10 ns per
+element, which made the dropouts on VT-CNN2's 256 x 2 x (L + 4) convolution maps a third
+of its training step; drawing one 31-bit integer per two elements costs about an eighth
+of that, and the scaled mask is built on the float's bit pattern with integer operations
+(a bool -> float conversion would cost as much again). The drop probability is
+quantised to t / 2^15 with t = round(p 2^15) (0.3 -> 0.299988; 0.5 and 0.25 exact) and
+the kept elements are scaled by 2^15 / (2^15 - t), so the expectation is kept exactly;
+p < 2^-16 drops nothing. The mask comes from the default torch generator, so
+``torch.manual_seed`` makes it deterministic. On other devices it is
+``torch.nn.functional.dropout`` (CUDA's fused kernel is already fast). Dropping exactly
+the elements ``nn.Dropout`` drops would need ``bernoulli_``'s own generator stream: the
+two give different (equally distributed) masks, so swapping one for the other in a
+model changes its numbers.
 """
 from __future__ import annotations
 
@@ -19,16 +22,22 @@ from torch import nn
 from torch.nn import functional as F
 
 _BITS = 15
-_FLOAT32_BITS = {}
+_LEVELS = 1 << _BITS
+# the integer type whose bit pattern a mask of each float type is built in
+_PATTERN_TYPE = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
+_SCALE_PATTERNS: dict = {}
 
 
-def _random_levels(n: int, device) -> torch.Tensor:
-    """n int32 values, uniform on [0, 2^15), from (n + 1) // 2 draws of the generator:
-    ``random_`` on int32 fills [0, 2^31), and each draw is cut into two 15-bit halves."""
+def _random_levels(n: int, device, int_type=torch.int32) -> torch.Tensor:
+    """n values of ``int_type``, uniform on [0, 2^15), from (n + 1) // 2 draws of the
+    generator: ``random_`` on int32 fills [0, 2^31), and each draw is cut into two
+    15-bit levels (bits 0-14 and 16-30)."""
     half = (n + 1) // 2
     words = torch.empty(half, dtype=torch.int32, device=device).random_()
-    levels = torch.empty(2 * half, dtype=torch.int32, device=device)
-    torch.bitwise_and(words, (1 << _BITS) - 1, out=levels[:half])
+    if int_type == torch.int16:
+        return words.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1)
+    levels = torch.empty(2 * half, dtype=int_type, device=device)
+    torch.bitwise_and(words, _LEVELS - 1, out=levels[:half])
     torch.bitwise_right_shift(words, 16, out=levels[half:])
     return levels[:n]
 
@@ -44,38 +53,53 @@ def _shaped_like(flat: torch.Tensor, like) -> torch.Tensor:
     return flat.view(like)
 
 
+def drop_threshold(p: float) -> int:
+    """t: an element is dropped when its 15-bit level is below t (probability t / 2^15)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return round(p * _LEVELS)
+
+
 def keep_mask(like, p: float, device=None) -> torch.Tensor:
     """A bool tensor shaped like ``like`` (a tensor or a shape): True with probability
-    1 - p (p quantised to 2^-15)."""
+    1 - t / 2^15 (see ``drop_threshold``)."""
     shape = like.shape if isinstance(like, torch.Tensor) else torch.Size(like)
-    return _shaped_like(_random_levels(shape.numel(), device) >= round(p * (1 << _BITS)), like)
+    return _shaped_like(_random_levels(shape.numel(), device) >= drop_threshold(p), like)
 
 
-def scaled_keep_mask(like, p: float, device=None) -> torch.Tensor:
-    """float32 ``1 / (1 - p)`` where kept, 0 where dropped, built with integer operations
-    on the bit pattern (a bool -> float conversion costs as much as drawing the bits)."""
+def scaled_keep_mask(like, p: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """``dtype`` (float32, bfloat16 or float16) 2^15 / (2^15 - t) where kept, 0 where
+    dropped, built on the bit pattern with integer operations."""
     shape = like.shape if isinstance(like, torch.Tensor) else torch.Size(like)
-    scale = 1.0 / (1.0 - p)
-    if scale not in _FLOAT32_BITS:
-        _FLOAT32_BITS[scale] = int(torch.tensor(scale, dtype=torch.float32).view(torch.int32))
-    levels = _random_levels(shape.numel(), device)
-    # level - threshold < 0 (dropped) -> sign shift gives -1 -> not gives 0; kept -> all ones
-    levels.sub_(round(p * (1 << _BITS))).bitwise_right_shift_(31).bitwise_not_()
-    return _shaped_like(levels.bitwise_and_(_FLOAT32_BITS[scale]).view(torch.float32), like)
+    threshold = drop_threshold(p)
+    if threshold >= _LEVELS:
+        return _shaped_like(torch.zeros(shape.numel(), dtype=dtype, device=device), like)
+    int_type = _PATTERN_TYPE[dtype]
+    scale = _LEVELS / (_LEVELS - threshold)
+    if (scale, dtype) not in _SCALE_PATTERNS:
+        _SCALE_PATTERNS[scale, dtype] = int(torch.tensor(scale, dtype=dtype).view(int_type))
+    levels = _random_levels(shape.numel(), device, int_type)
+    sign_bit = torch.iinfo(int_type).bits - 1
+    # level - t < 0 (dropped): the arithmetic shift gives -1 and the not 0; kept: all ones
+    levels.sub_(threshold).bitwise_right_shift_(sign_bit).bitwise_not_()
+    return _shaped_like(levels.bitwise_and_(_SCALE_PATTERNS[scale, dtype]).view(dtype), like)
 
 
-def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    if not training or p == 0.0:
+def fast_dropout(x: torch.Tensor, p: float, training: bool, inplace: bool = False) -> torch.Tensor:
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training, inplace)
+    if not training or drop_threshold(p) == 0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
-        return F.dropout(x, p, True)
-    if x.dtype == torch.float32:
-        return x * scaled_keep_mask(x, p, x.device)
-    return x * keep_mask(x, p, x.device).to(x.dtype).mul_(1.0 / (1.0 - p))
+    if x.dtype in _PATTERN_TYPE:
+        mask = scaled_keep_mask(x, p, x.device, x.dtype)
+    else:
+        threshold = drop_threshold(p)
+        mask = keep_mask(x, p, x.device).to(x.dtype).mul_(_LEVELS / max(1, _LEVELS - threshold))
+    return x.mul_(mask) if inplace else x * mask
 
 
 class FastDropout(nn.Dropout):
     """``nn.Dropout`` with the CPU mask drawn from random integers (see the module doc)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_dropout(x, self.p, self.training)
+        return fast_dropout(x, self.p, self.training, self.inplace)

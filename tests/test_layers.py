@@ -5,18 +5,24 @@ import math
 import pytest
 import torch
 
-from amrbench.layers import FastDropout, keep_mask, scaled_keep_mask
+from amrbench.layers import FastDropout, drop_threshold, fast_dropout, keep_mask, scaled_keep_mask
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.75])
-def test_drop_rate_and_scale(p):
+def test_drop_rate_and_scale(p, dtype):
     torch.manual_seed(0)
     n = 400_001  # odd: the last 31-bit draw is used for one element only
-    mask = scaled_keep_mask((n,), p, "cpu")
+    mask = scaled_keep_mask((n,), p, "cpu", dtype)
+    assert mask.dtype == dtype
     dropped = (mask == 0).double().mean().item()
     assert abs(dropped - p) < 4 * math.sqrt(p * (1 - p) / n)
-    assert torch.all((mask == 0) | (mask == torch.tensor(1 / (1 - p), dtype=torch.float32)))
-    assert torch.equal(mask == 0, ~_seeded_keep_mask((n,), p))
+    t = drop_threshold(p)
+    assert abs(t / 2 ** 15 - p) <= 2 ** -16
+    # the scale of the quantised probability: the expectation of the mask is exactly 1
+    assert torch.all((mask == 0) | (mask == torch.tensor(2 ** 15 / (2 ** 15 - t), dtype=dtype)))
+    if dtype == torch.float32:
+        assert torch.equal(mask == 0, ~_seeded_keep_mask((n,), p))
 
 
 def _seeded_keep_mask(shape, p):
@@ -57,7 +63,29 @@ def test_eval_mode_and_edge_probabilities_are_exact():
     x = torch.randn(8, 5, 7)
     assert torch.equal(FastDropout(0.5).eval()(x), x)
     assert torch.equal(FastDropout(0.0).train()(x), x)
-    assert torch.count_nonzero(FastDropout(1.0).train()(x)) == 0
+    assert torch.equal(FastDropout(1e-6).train()(x), x)  # below 2^-16: quantised to no drop
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        assert torch.count_nonzero(FastDropout(1.0).train()(x.to(dtype))) == 0
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        fast_dropout(x, -0.1, True)
+
+
+def test_channels_last_input_gets_a_mask_in_its_layout():
+    torch.manual_seed(5)
+    x = (torch.rand(16, 64, 2, 30) + 1).to(memory_format=torch.channels_last)
+    out = FastDropout(0.5).train()(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    kept = out != 0
+    assert 0.45 < kept.double().mean().item() < 0.55
+    torch.testing.assert_close(out[kept], 2 * x[kept], rtol=0, atol=0)
+
+
+def test_inplace():
+    torch.manual_seed(6)
+    x = torch.rand(1000) + 1
+    out = FastDropout(0.5, inplace=True).train()(x)
+    assert out.data_ptr() == x.data_ptr() and torch.equal(out, x)
+    assert set(x.unique().tolist()) - {0.0} and (x == 0).any()
 
 
 def test_seeded_and_state_dict_compatible():
@@ -77,5 +105,5 @@ def test_other_dtypes(dtype):
     x = torch.ones(10_000, dtype=dtype)
     out = FastDropout(0.25).train()(x)
     assert out.dtype == dtype
-    assert torch.all((out == 0) | (out == torch.tensor(1 / 0.75, dtype=dtype)))
+    assert torch.all((out == 0) | (out == torch.tensor(2 ** 15 / (2 ** 15 - drop_threshold(0.25)), dtype=dtype)))
     assert 0.22 < (out == 0).double().mean().item() < 0.28

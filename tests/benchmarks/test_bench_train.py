@@ -4,12 +4,12 @@ convolution models against this machine's matmul FLOP rate, measured in the same
 
 Every loop runs in a fresh single-threaded process, so the allocator setting of one
 measurement cannot leak into the next. The conventional script builds the network with
-torch's own ``nn.Dropout`` (as a user would write it), the harness with the shipped
-layers (``amrbench.layers.FastDropout`` in VT-CNN2). Figures per model and batch size:
+torch's own ``nn.Dropout`` and NCHW weights (as a user would write it), the harness with
+the shipped layers (VT-CNN2: ``amrbench.layers.FastDropout``, channels-last weights). Figures per model and batch size:
 ``loop``: fit vs the DataLoader loop on the same network, both with glibc's default
 allocator settings (the loop alone);
 ``harness``: fit as a cell runs it (allocator tuned, shipped network) vs the
-conventional script (defaults, ``nn.Dropout``) — the gain a user sees;
+conventional script (defaults, conventional layers) — the gain a user sees;
 ``amp``: the same with ``amp: true`` (bfloat16 autocast on the CPU) vs the float32 script;
 ``flops``: the achieved float32 training FLOP rate (FlopCounterMode count x samples/s)
 over the float32 matmul FLOP rate of a 1024^3 product in the same kind of process, and
@@ -43,15 +43,18 @@ def data():
                      torch.zeros(N), [str(i) for i in range(CLASSES)])
 
 
-def build(name, torch_dropout=False):
+def build(name, conventional=False):
+    """The shipped network, or (``conventional``) the same layers as a user would write
+    them: torch's ``nn.Dropout`` and the default (NCHW) weight layout."""
     model = default_registry().create("model", name)
     torch.manual_seed(0)
     net = model.build(CLASSES, LENGTH)
-    if torch_dropout:
+    if conventional:
         for module in net.modules():
             for child_name, child in module.named_children():
                 if isinstance(child, FastDropout):
                     setattr(module, child_name, nn.Dropout(child.p))
+        net = net.to(memory_format=torch.contiguous_format)
     return model, net
 
 
@@ -64,8 +67,8 @@ def amrbench_epoch(name, batch, amp=False):
     return N / (time.perf_counter() - start)
 
 
-def dataloader_epoch(name, batch, torch_dropout=False):
-    model, net = build(name, torch_dropout)
+def dataloader_epoch(name, batch, conventional=False):
+    model, net = build(name, conventional)
     train = data()
     loader = DataLoader(TensorDataset(train.x, train.y), batch_size=batch, shuffle=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -124,7 +127,7 @@ def test_training_throughput(benchmark, name, batch):
     figures = {}
 
     def run_all():
-        figures.update(script=measure("dataloader", name, batch, torch_dropout=True),
+        figures.update(script=measure("dataloader", name, batch, conventional=True),
                        dataloader=measure("dataloader", name, batch), ours=measure("amrbench", name, batch),
                        ours_tuned=measure("amrbench", name, batch, tune=True),
                        ours_amp=measure("amrbench", name, batch, tune=True, amp=True),
@@ -140,7 +143,7 @@ def test_training_throughput(benchmark, name, batch):
               "amp_flops": achieved_amp / figures["matmul_bf16"]}
     RESULTS[(name, batch)] = (figures, ratios)
     benchmark.extra_info.update({f"{k}_samples_per_s": v for k, v in figures.items()} | ratios)
-    print(f"\n{name} batch {batch}: script (DataLoader, nn.Dropout) {figures['script']:,.0f} samples/s, "
+    print(f"\n{name} batch {batch}: script (DataLoader, conventional layers) {figures['script']:,.0f} samples/s, "
           f"DataLoader {figures['dataloader']:,.0f}, fit {figures['ours']:,.0f}, tuned {figures['ours_tuned']:,.0f}, "
           f"amp {figures['ours_amp']:,.0f}; loop {ratios['loop']:.2f}x, harness vs script {ratios['harness']:.2f}x, "
           f"amp vs script {ratios['amp']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
