@@ -60,6 +60,11 @@ def drop_threshold(p: float) -> int:
     return round(p * _LEVELS)
 
 
+def _keep_scale(threshold: int) -> float:
+    """2^15 / (2^15 - t): the inverse keep probability, so the expectation is exact."""
+    return _LEVELS / (_LEVELS - threshold)
+
+
 def keep_mask(like, p: float, device=None) -> torch.Tensor:
     """A bool tensor shaped like ``like`` (a tensor or a shape): True with probability
     1 - t / 2^15 (see ``drop_threshold``)."""
@@ -75,7 +80,7 @@ def scaled_keep_mask(like, p: float, device=None, dtype=torch.float32) -> torch.
     if threshold >= _LEVELS:
         return _shaped_like(torch.zeros(shape.numel(), dtype=dtype, device=device), like)
     int_type = _PATTERN_TYPE[dtype]
-    scale = _LEVELS / (_LEVELS - threshold)
+    scale = _keep_scale(threshold)
     if (scale, dtype) not in _SCALE_PATTERNS:
         _SCALE_PATTERNS[scale, dtype] = int(torch.tensor(scale, dtype=dtype).view(int_type))
     levels = _random_levels(shape.numel(), device, int_type)
@@ -92,9 +97,10 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool, inplace: bool = Fals
         return x
     if x.dtype in _PATTERN_TYPE:
         mask = scaled_keep_mask(x, p, x.device, x.dtype)
+    elif drop_threshold(p) >= _LEVELS:
+        mask = torch.zeros_like(x)
     else:
-        threshold = drop_threshold(p)
-        mask = keep_mask(x, p, x.device).to(x.dtype).mul_(_LEVELS / max(1, _LEVELS - threshold))
+        mask = keep_mask(x, p, x.device).to(x.dtype).mul_(_keep_scale(drop_threshold(p)))
     return x.mul_(mask) if inplace else x * mask
 
 
