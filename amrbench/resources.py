@@ -19,7 +19,7 @@ import torch
 
 from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
 from amrbench.cache import stable_hash
-from amrbench.data.splits import filter_snr, stratified_split
+from amrbench.data.splits import filter_snr, standardize_channels, stratified_split
 from amrbench.train import fit, predict, validate_train_settings
 
 _MEMO: "OrderedDict[str, Any]" = OrderedDict()
@@ -45,14 +45,16 @@ def _memo(key: str, make: Callable[[], Any]) -> Any:
 
 
 def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
-    """Resolve a dataset spec to its seeded, SNR-filtered, stratified (train, test)."""
+    """Resolve a dataset spec to its seeded, SNR-filtered, stratified (train, test),
+    standardised per channel with the training split's statistics when asked."""
     def make():
         plugin = registry.create("dataset", spec["name"], spec.get("params"))
         snr = tuple(spec["snr"]) if spec.get("snr") else None
         data = filter_snr(plugin.load(seed=spec.get("seed", 0), snr=snr), snr)
         if len(data) == 0:
             raise AmrbenchError(f"dataset {spec['name']!r}: no signals left after the SNR filter {spec.get('snr')}")
-        return stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"))
+        splits = stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"))
+        return standardize_channels(*splits) if spec.get("standardize") else splits
 
     return _memo("dataset:" + stable_hash(spec, 24), make)
 

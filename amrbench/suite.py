@@ -36,7 +36,7 @@ TOP_KEYS = {
     "table": "table layout",
     "profiles": "named overrides, chosen with --profile",
 }
-DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed"}
+DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize"}
 METHOD_KEYS = {"name", "params", "label"}
 MODEL_KEYS = {"source", "target", "name", "label"}
 TABLE_DEFAULTS = {
@@ -279,7 +279,11 @@ def _dataset_spec(src, registry, i, value):
     data_seed = spec.get("seed", 0)
     if not isinstance(data_seed, int) or isinstance(data_seed, bool) or data_seed < 0:
         raise src.error(where + ("seed",), "the data seed must be a non-negative integer (default 0)")
+    standardize = spec.get("standardize", False)
+    if not isinstance(standardize, bool):
+        raise src.error(where + ("standardize",), "must be true or false (per-channel mean/std of the training split)")
     return {"name": spec["name"], "params": params, "snr": snr, "test_fraction": float(test_fraction), "seed": data_seed,
+            "standardize": standardize,
             "label": str(spec.get("label") or spec["name"] + (f" [{snr[0]}, {snr[1]}] dB" if snr else ""))}
 
 
@@ -338,6 +342,15 @@ def _seeds(src, data):
 
 
 # --------------------------------------------------------------------------- cells
+def dataset_config(dataset: dict) -> dict:
+    """The part of a dataset entry that decides the data (not its label). ``standardize``
+    appears only when on, so the keys of cells without it stay what they were."""
+    config = {k: dataset[k] for k in ("name", "params", "snr", "test_fraction", "seed")}
+    if dataset.get("standardize"):
+        config["standardize"] = True
+    return config
+
+
 def expand(suite: Suite, registry=None) -> list[dict]:
     """The grid: datasets x models x methods x budgets x seeds, each a resolved cell."""
     from amrbench.registry import default_registry
@@ -350,7 +363,7 @@ def expand(suite: Suite, registry=None) -> list[dict]:
         config = {
             "protocol": suite.protocol,
             "suite_version": suite.version,
-            "dataset": {k: dataset[k] for k in ("name", "params", "snr", "test_fraction", "seed")},
+            "dataset": dataset_config(dataset),
             "method": {"name": method["name"], "params": method["params"]},
             "budget": budget.as_dict() if budget else None,
             "model": {"source": model["source"], "target": model["target"]},

@@ -80,6 +80,8 @@ def test_profile_overrides_and_seeds_option(write_suite):
     (lambda s: s.replace("settings: {scoring", "settings: {scorin"), r"settings.scorin: unknown setting of protocol 'select'"),
     (lambda s: s.replace("rates: [0.25, 0.5]", "rates: [0.25]\nspc: [3]"), r"give either rates or spc"),
     (lambda s: s.replace("seeds: [0, 1]", "seeds: [0, 0]"), r"seeds must be distinct"),
+    (lambda s: s.replace("    params: {per", "    standardize: yes please\n    params: {per"),
+     r"datasets.0.standardize: must be true or false"),
 ])
 def test_validation_errors_name_file_line_and_fix(write_suite, mutate, message):
     from tests.conftest import TINY_SUITE
@@ -95,3 +97,15 @@ def test_budget_per_class_split():
     assert quota.sum() == 10 and quota.min() >= 2
     assert Budget(spc=50).per_class([40, 60]).tolist() == [40, 50]
     assert Budget(rate=0.05).label() == "5%" and Budget(spc=10).label() == "SPC 10"
+
+
+def test_standardize_changes_keys_only_when_on(write_suite):
+    from tests.conftest import TINY_SUITE
+
+    base = write_suite(TINY_SUITE, "a.yaml")
+    off = write_suite(TINY_SUITE.replace("    params: {per", "    standardize: false\n    params: {per"), "b.yaml")
+    on = write_suite(TINY_SUITE.replace("    params: {per", "    standardize: true\n    params: {per"), "c.yaml")
+    assert keys(off) == keys(base)
+    assert "standardize" not in expand(load_suite(base))[0]["config"]["dataset"]
+    assert not set(keys(on)) & set(keys(base))
+    assert expand(load_suite(on))[0]["config"]["dataset"]["standardize"] is True

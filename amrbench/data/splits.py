@@ -1,6 +1,7 @@
 """SNR filters and seeded stratified (class x SNR) train/test splits."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
@@ -39,3 +40,18 @@ def stratified_split(data: SignalSet, test_fraction: float, seed: int) -> tuple[
     train_idx = np.flatnonzero(~is_test)
     test_idx = np.flatnonzero(is_test)
     return data.subset(torch.from_numpy(train_idx)), data.subset(torch.from_numpy(test_idx))
+
+
+def standardize_channels(train: SignalSet, test: SignalSet) -> tuple[SignalSet, SignalSet]:
+    """Subtract the training split's per-channel (I, Q) mean and divide by its std, on both
+    splits: the ``transforms.Normalize(mean, std)`` every dataset gets in the DC/DM code
+    MDM builds on. Statistics come from the training split only, so nothing leaks from
+    the test split; a constant channel is only centred."""
+    mean = train.x.double().mean(dim=(0, 2), keepdim=True)
+    std = train.x.double().std(dim=(0, 2), keepdim=True)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+
+    def scaled(data: SignalSet) -> SignalSet:
+        return dataclasses.replace(data, x=((data.x.double() - mean) / std).to(data.x.dtype))
+
+    return scaled(train), scaled(test)

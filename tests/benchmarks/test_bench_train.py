@@ -149,3 +149,89 @@ def test_training_throughput(benchmark, name, batch):
           f"amp vs script {ratios['amp']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
           f"{figures['matmul'] / 1e9:.1f} GFLOP/s; amp {achieved_amp / 1e9:.1f} GFLOP/s = {ratios['amp_flops']:.2f} "
           f"of bf16 matmul {figures['matmul_bf16'] / 1e9:.1f} GFLOP/s")
+
+
+# --------------------------------------------------------------------------- CUDA
+# In-process (one CUDA context), N_CUDA signals per epoch; every timer stops after a
+# device synchronisation. "flops" is the achieved training FLOP rate over a float32
+# (TF32 off) 4096^3 product's rate, "amp_flops" over a float16 one: the share of the
+# GPU's arithmetic these small models use (FlopCounterMode does not count the LSTM's
+# recurrent kernels, so its figure covers the classifier only).
+N_CUDA = 16384
+
+
+def cuda_data(device):
+    g = torch.Generator().manual_seed(0)
+    return SignalSet(torch.randn(N_CUDA, 2, LENGTH, generator=g), torch.randint(0, CLASSES, (N_CUDA,), generator=g),
+                     torch.zeros(N_CUDA), [str(i) for i in range(CLASSES)])
+
+
+def timed(device, run):
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    run()
+    torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def cuda_fit_rate(name, batch, device, amp=False):
+    model, net = build(name)
+    settings = validate_train_settings({"epochs": 1, "batch_size": batch, "amp": amp})
+    train = cuda_data(device)
+    run = lambda: fit(net, model.input_format, train, settings, torch.Generator().manual_seed(0), device)  # noqa: E731
+    run()  # warm-up: kernels chosen, memory pooled
+    return N_CUDA / min(timed(device, run) for _ in range(2))
+
+
+def cuda_dataloader_rate(name, batch, device):
+    """The conventional loop: a DataLoader over CPU tensors, each batch copied over."""
+    model, net = build(name, conventional=True)
+    net.to(device).train()
+    train = cuda_data(device)
+    loader = DataLoader(TensorDataset(train.x, train.y), batch_size=batch, shuffle=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def run():
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            loss = loss_fn(net(transforms.apply(model.input_format, xb)), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    run()
+    return N_CUDA / min(timed(device, run) for _ in range(2))
+
+
+def cuda_matmul_flops(device, dtype):
+    a = torch.randn(4096, 4096, device=device, dtype=dtype)
+    b = torch.randn(4096, 4096, device=device, dtype=dtype)
+    a @ b
+    return 10 * 2 * 4096 ** 3 / timed(device, lambda: [a @ b for _ in range(10)])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["cnn1d", "vtcnn2", "lstm"])
+@pytest.mark.parametrize("batch", [128, 256])
+def test_training_throughput_cuda(benchmark, name, batch):
+    device = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    figures = {}
+
+    def run_all():
+        figures.update(dataloader=cuda_dataloader_rate(name, batch, device), ours=cuda_fit_rate(name, batch, device),
+                       ours_amp=cuda_fit_rate(name, batch, device, amp=True),
+                       matmul=cuda_matmul_flops(device, torch.float32),
+                       matmul_fp16=cuda_matmul_flops(device, torch.float16))
+
+    benchmark.pedantic(run_all, rounds=1, iterations=1)
+    flops_per_sample = train_flops_per_sample(name, batch)
+    ratios = {"loop": figures["ours"] / figures["dataloader"], "amp": figures["ours_amp"] / figures["dataloader"],
+              "flops": figures["ours"] * flops_per_sample / figures["matmul"],
+              "amp_flops": figures["ours_amp"] * flops_per_sample / figures["matmul_fp16"]}
+    benchmark.extra_info.update({f"{k}_samples_per_s": v for k, v in figures.items()} | ratios)
+    print(f"\nCUDA {name} batch {batch}: DataLoader {figures['dataloader']:,.0f} samples/s, fit {figures['ours']:,.0f}, "
+          f"amp {figures['ours_amp']:,.0f}; loop {ratios['loop']:.2f}x, amp {ratios['amp']:.2f}x; "
+          f"{ratios['flops']:.4f} of fp32 matmul {figures['matmul'] / 1e12:.1f} TFLOP/s, amp {ratios['amp_flops']:.4f} "
+          f"of fp16 matmul {figures['matmul_fp16'] / 1e12:.1f} TFLOP/s")

@@ -16,7 +16,11 @@ Choices the paper leaves open (documented amrbench choices):
 - kernel size 3 (the paper gives none; 3 is what most public reimplementations use);
 - no batch norm and no activation after the residual addition (the paper's unit is
   conv-ReLU, conv-linear, add);
-- convolutions with biases (Keras default);
+- convolutions with biases (Keras' ``use_bias`` default), initialised with PyTorch's
+  defaults (uniform weights and biases), not Keras' Glorot weights and zero biases. On
+  the raw RML2016 L1 scale (mean |x| about 0.005) those random biases swamp the signal
+  and the network stays at chance, so the MDM suites standardise the inputs
+  (``standardize: true``);
 - AlphaDropout rate 0.3 (``dropout`` knob; the paper gives no rate, 0.3 matches the
   FoQuS CNN1D of the same lineage);
 - the dense layers are LeCun-normal initialised, as SELU self-normalisation assumes;
