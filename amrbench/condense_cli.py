@@ -55,6 +55,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data-param", action="append", default=[], metavar="KEY=VALUE", help="dataset mode: a dataset parameter")
     p.add_argument("--snr", nargs=2, type=float, metavar=("LO", "HI"), help="dataset mode: keep LO <= SNR <= HI")
     p.add_argument("--test-fraction", type=float, default=0.2, help="dataset mode: test split fraction (default 0.2)")
+    p.add_argument("--standardize", action="store_true",
+                   help="dataset mode: scale I and Q by the training split's mean/std (as the MDM suites); "
+                        "the export then holds standardised signals")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     p.add_argument("--out", required=True, help="HDF5 file to write")
@@ -82,8 +85,9 @@ def _is_suite(source: str) -> bool:
 def _suite_cell(args, registry) -> dict:
     from amrbench.suite import expand, load_suite
 
-    if args.param or args.data_param or args.snr:
-        raise AmrbenchError("--param, --data-param and --snr apply to a dataset name; edit the suite instead")
+    if args.param or args.data_param or args.snr or args.standardize:
+        raise AmrbenchError("--param, --data-param, --snr and --standardize apply to a dataset name; "
+                            "edit the suite instead")
     suite = load_suite(args.source, profile=args.profile, seeds=[args.seed] if args.seed is not None else None,
                        registry=registry)
     if suite.protocol != "condense":
@@ -141,7 +145,8 @@ def _dataset_cell(args, registry) -> dict:
     config = {
         "protocol": "condense", "suite_version": None,
         "dataset": {"name": args.source, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
-                    "test_fraction": float(args.test_fraction), "seed": 0},
+                    "test_fraction": float(args.test_fraction), "seed": 0,
+                    **({"standardize": True} if args.standardize else {})},
         "method": {"name": method, "params": condenser.params},
         "budget": {"spc": int(args.spc)},
         "model": {"source": model, "target": model},
@@ -240,12 +245,15 @@ def cmd_condense(args, registry) -> int:
 
 # --------------------------------------------------------------------------- plot
 def _real_spec(args, stored: dict, registry) -> dict | None:
+    text = stored.get("dataset")
+    spec = json.loads(text) if text else None
     if args.real:
         dataset = registry.create("dataset", args.real, parse_params(args.data_param))
-        return {"name": args.real, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
+        real = {"name": args.real, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
                 "test_fraction": 0.2, "seed": 0}
-    text = stored.get("dataset")
-    return json.loads(text) if text else None
+        # real rows on the scale of the condensed ones
+        return {**real, "standardize": True} if spec and spec.get("standardize") else real
+    return spec
 
 
 def _pick(rng, labels: np.ndarray, c: int, k: int) -> np.ndarray:

@@ -284,7 +284,8 @@ def _dataset_spec(src, registry, i, value):
         raise src.error(where + ("standardize",), "must be true or false (per-channel mean/std of the training split)")
     return {"name": spec["name"], "params": params, "snr": snr, "test_fraction": float(test_fraction), "seed": data_seed,
             "standardize": standardize,
-            "label": str(spec.get("label") or spec["name"] + (f" [{snr[0]}, {snr[1]}] dB" if snr else ""))}
+            "label": str(spec.get("label") or spec["name"] + (f" [{snr[0]}, {snr[1]}] dB" if snr else "")
+                         + (" standardised" if standardize else ""))}
 
 
 def _method_spec(src, registry, kind, i, value):

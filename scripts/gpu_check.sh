@@ -33,7 +33,9 @@ PY
 
 for jobs in 1 ${JOBS:-4}; do
   SECONDS=0
-  # each run its own artifact cache: the second must not reuse the first's scoring runs
+  # each run its own, empty results folder and artifact cache: the second must not reuse
+  # the first's scoring runs, and a rerun of the script must not find stored cells
+  rm -rf "$out/run_jobs$jobs" "$AMRBENCH_CACHE/artifacts_jobs$jobs"
   amrbench run "$suite" --profile "$profile" --device "$device" --jobs "$jobs" --results "$out/run_jobs$jobs" \
     --cache "$AMRBENCH_CACHE/artifacts_jobs$jobs" >"$out/run_jobs$jobs.log" 2>&1
   echo "--jobs $jobs: exit $?, ${SECONDS} s" | tee -a "$out/concurrency.txt"

@@ -272,6 +272,35 @@ def test_condense_export_and_plot(tmp_path):
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_condense_standardize_exports_standardised_signals(tmp_path):
+    import h5py
+
+    out = tmp_path / "std.h5"
+    assert _cli(["condense", "rml2016a-synth", "--method", "dm", "--spc", "2", "--model", "cnn1d", "--param", "iterations=1",
+                 "--param", "lr=1e-9", "--param", "batch_real=4", "--data-param", "per_class_per_snr=4",
+                 "--data-param", "length=32", "--data-param", "snr_range=[10, 18, 8]", "--standardize",
+                 "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        x = f["x"][()]
+        assert json.loads(f.attrs["dataset"])["standardize"] is True
+    # real-initialised and barely moved: standardised signals, not the raw L1 scale (~0.02)
+    assert 0.3 < x.std() < 3
+    # real rows of the figure on the same scale, also from another dataset name
+    from amrbench.condense_cli import _real_spec
+
+    with h5py.File(out) as f:
+        attrs = dict(f.attrs)
+    args = argparse.Namespace(real="rml2016a-synth", data_param=["length=32"], snr=None)
+    assert _real_spec(args, attrs, default_registry())["standardize"] is True
+
+
+def test_condense_from_suite_rejects_dataset_options(write_suite, tmp_path):
+    from amrbench.api import AmrbenchError
+
+    with pytest.raises(AmrbenchError, match="--standardize apply to a dataset name"):
+        _cli(["condense", str(write_suite(SUITE)), "--standardize", "--out", str(tmp_path / "x.h5")])
+
+
 def test_condense_from_suite_reuses_the_run(write_suite, tmp_path, isolated_cache):
     path = write_suite(SUITE.replace("spc: [2, 4]", "spc: [2]").replace("whole_dataset: true", "whole_dataset: false"))
     from amrbench.cli import main

@@ -47,8 +47,7 @@ def standardize_channels(train: SignalSet, test: SignalSet) -> tuple[SignalSet, 
     splits: the ``transforms.Normalize(mean, std)`` every dataset gets in the DC/DM code
     MDM builds on. Statistics come from the training split only, so nothing leaks from
     the test split; a constant channel is only centred."""
-    mean = train.x.double().mean(dim=(0, 2), keepdim=True)
-    std = train.x.double().std(dim=(0, 2), keepdim=True)
+    std, mean = torch.std_mean(train.x.double(), dim=(0, 2), keepdim=True)
     std = torch.where(std > 0, std, torch.ones_like(std))
 
     def scaled(data: SignalSet) -> SignalSet:
