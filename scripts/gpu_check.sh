@@ -20,8 +20,10 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$out/
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$out/gpu.txt"
 
+# the console script may not be on PATH there: call the CLI through this python
+amrbench() { python3 -m amrbench.cli "$@"; }
+
 # the data once, so neither timed run pays for generating it
-amrbench run "$suite" --profile "$profile" --dry-run >/dev/null
 python3 - "$suite" "$profile" <<'PY'
 import sys
 from amrbench.registry import default_registry
