@@ -19,3 +19,16 @@ def test_shipped_suite_is_valid(path, profile):
     suite = load_suite(path, profile=profile)
     cells = expand(suite)
     assert cells and len({c["key"] for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize("path,profile", [(p, pr) for p in SUITES for pr in _profiles(p)],
+                         ids=lambda v: v.stem if isinstance(v, Path) else str(v))
+def test_no_shipped_suite_trains_on_the_raw_l1_scale(path, profile):
+    """RML2016's L1 windows (mean |x| about 0.005) leave PyTorch-initialised networks at
+    chance: every entry that keeps that scale must standardise."""
+    from amrbench.registry import default_registry
+
+    for dataset in load_suite(path, profile=profile).datasets:
+        plugin = default_registry().create("dataset", dataset["name"], dataset["params"])
+        if getattr(plugin, "norm", lambda: None)() == "l1":
+            assert dataset["standardize"], f"{path.name} {profile or 'default'}: {dataset['label']} is raw L1"
