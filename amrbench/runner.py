@@ -56,6 +56,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+AMP_DTYPE = {"cpu": "bfloat16", "cuda": "float16"}
+
+
+def check_mixed_precision_reuse(cells: list, stored: dict, device: str, path) -> None:
+    """``amp`` is bfloat16 on the CPU and float16 on CUDA, and the cell key leaves the
+    device out (float32 cells may be reused across devices): refuse to pass off a stored
+    amp cell of the other precision as this run's."""
+    here = torch.device(device).type
+    clash = [c for c in cells if c["config"]["train"].get("amp") and c["key"] in stored
+             and torch.device(stored[c["key"]].get("device") or "cpu").type != here]
+    if clash:
+        there = torch.device(stored[clash[0]["key"]].get("device") or "cpu").type
+        raise AmrbenchError(
+            f"{path}: {len(clash)} stored cell(s) with amp ran on {there} ({AMP_DTYPE.get(there, there)}), this run is on "
+            f"{here} ({AMP_DTYPE.get(here, here)}); use --results with another folder, or --device {there}")
+
+
 @lru_cache(maxsize=1)
 def environment() -> dict:
     try:
@@ -175,7 +192,9 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
         raise AmrbenchError("--jobs must be at least 1")
     cells = expand(suite, registry)
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
-    done = store.done_keys()
+    stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
+    check_mixed_precision_reuse(cells, stored, options.device, store.path)
+    done = set(stored)
     todo = [c for c in cells if c["key"] not in done]
     executor = registry.create("executor", options.executor, options.executor_params)
     if todo:

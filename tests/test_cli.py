@@ -36,6 +36,28 @@ def test_run_writes_records_and_table_then_resumes_without_work(write_suite, tmp
     assert "8 cells, 8 already done, 0 to run" in capsys.readouterr().out
 
 
+def _as_if_run_on(path, device):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "device": device}) + "\n" for r in lines))
+
+
+def test_amp_cells_of_the_other_precision_are_not_reused(write_suite, tmp_path, capsys):
+    # float32 cells may come from any device; amp cells are bfloat16 on the CPU, float16 on CUDA
+    suite = write_suite(TINY_SUITE.replace("rates: [0.25, 0.5]", "rates: [0.5]").replace("seeds: [0, 1]", "seeds: [0]"))
+    amp = write_suite(TINY_SUITE.replace("rates: [0.25, 0.5]", "rates: [0.5]").replace("seeds: [0, 1]", "seeds: [0]")
+                      .replace("epochs: 1, batch_size: 32", "epochs: 1, batch_size: 32, amp: true"), "amp.yaml")
+    for path, out in ((suite, tmp_path / "fp32"), (amp, tmp_path / "amp")):
+        assert main(["run", str(path), "--results", str(out)]) == 0
+        _as_if_run_on(out / "records.jsonl", "cuda:0")
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(tmp_path / "fp32")]) == 0
+    assert "2 already done, 0 run" in capsys.readouterr().err
+    assert main(["run", str(amp), "--results", str(tmp_path / "amp")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "2 stored cell(s) with amp ran on cuda (float16), this run is on cpu (bfloat16)" in err
+    assert len(err.splitlines()) == 1 and "--results" in err
+
+
 def test_jobs_do_not_change_the_numbers(write_suite, tmp_path):
     suite = write_suite()
     assert main(["run", str(suite), "--results", str(tmp_path / "serial")]) == 0
