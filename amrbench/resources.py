@@ -20,6 +20,7 @@ import torch
 from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.data.splits import filter_snr, standardize_channels, stratified_split
+from amrbench.suite import dataset_config
 from amrbench.train import fit, predict, validate_train_settings
 
 _MEMO: "OrderedDict[str, Any]" = OrderedDict()
@@ -44,14 +45,6 @@ def _memo(key: str, make: Callable[[], Any]) -> Any:
     return value
 
 
-def _data_identity(spec: dict) -> dict:
-    """What decides a dataset spec's splits (not its label), defaults filled in, so a
-    suite's entry and a cell's config share one memo entry."""
-    return {"name": spec["name"], "params": spec.get("params") or {}, "snr": spec.get("snr"),
-            "test_fraction": float(spec.get("test_fraction", 0.2)), "seed": spec.get("seed", 0),
-            "standardize": bool(spec.get("standardize"))}
-
-
 def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
     """Resolve a dataset spec to its seeded, SNR-filtered, stratified (train, test),
     standardised per channel with the training split's statistics when asked."""
@@ -64,7 +57,9 @@ def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
         splits = stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"))
         return standardize_channels(*splits) if spec.get("standardize") else splits
 
-    return _memo("dataset:" + stable_hash(_data_identity(spec), 24), make)
+    # keyed by what decides the data, not the label: a suite's entry and a cell's config
+    # share one memo entry
+    return _memo("dataset:" + stable_hash(dataset_config(spec), 24), make)
 
 
 def artifact_config(ctx: Context, kind: str) -> dict:

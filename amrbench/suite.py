@@ -37,6 +37,7 @@ TOP_KEYS = {
     "profiles": "named overrides, chosen with --profile",
 }
 DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize"}
+DATASET_DEFAULTS = {"params": {}, "snr": None, "test_fraction": 0.2, "seed": 0}  # the data-deciding keys
 METHOD_KEYS = {"name", "params", "label"}
 MODEL_KEYS = {"source", "target", "name", "label"}
 TABLE_DEFAULTS = {
@@ -273,10 +274,10 @@ def _dataset_spec(src, registry, i, value):
     if snr is not None and (not isinstance(snr, list) or len(snr) != 2 or not all(isinstance(v, (int, float)) for v in snr)
                             or snr[0] > snr[1]):
         raise src.error(where + ("snr",), "must be [low, high] in dB, e.g. [10, 18]")
-    test_fraction = spec.get("test_fraction", 0.2)
+    test_fraction = spec.get("test_fraction", DATASET_DEFAULTS["test_fraction"])
     if not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise src.error(where + ("test_fraction",), "must be a number in (0, 1); the default 0.2 is the 4:1 split")
-    data_seed = spec.get("seed", 0)
+    data_seed = spec.get("seed", DATASET_DEFAULTS["seed"])
     if not isinstance(data_seed, int) or isinstance(data_seed, bool) or data_seed < 0:
         raise src.error(where + ("seed",), "the data seed must be a non-negative integer (default 0)")
     standardize = spec.get("standardize", False)
@@ -346,7 +347,7 @@ def _seeds(src, data):
 def dataset_config(dataset: dict) -> dict:
     """The part of a dataset entry that decides the data (not its label). ``standardize``
     appears only when on, so the keys of cells without it stay what they were."""
-    config = {k: dataset[k] for k in ("name", "params", "snr", "test_fraction", "seed")}
+    config = {"name": dataset["name"], **{k: dataset.get(k, default) for k, default in DATASET_DEFAULTS.items()}}
     if dataset.get("standardize"):
         config["standardize"] = True
     return config

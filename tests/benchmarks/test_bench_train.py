@@ -37,10 +37,10 @@ N, LENGTH, CLASSES = 4096, 128, 11
 RESULTS = {}
 
 
-def data():
+def data(n=N):
     g = torch.Generator().manual_seed(0)
-    return SignalSet(torch.randn(N, 2, LENGTH, generator=g), torch.randint(0, CLASSES, (N,), generator=g),
-                     torch.zeros(N), [str(i) for i in range(CLASSES)])
+    return SignalSet(torch.randn(n, 2, LENGTH, generator=g), torch.randint(0, CLASSES, (n,), generator=g),
+                     torch.zeros(n), [str(i) for i in range(CLASSES)])
 
 
 def build(name, conventional=False):
@@ -165,12 +165,6 @@ def test_training_throughput(benchmark, name, batch):
 N_CUDA = 16384
 
 
-def cuda_data(device):
-    g = torch.Generator().manual_seed(0)
-    return SignalSet(torch.randn(N_CUDA, 2, LENGTH, generator=g), torch.randint(0, CLASSES, (N_CUDA,), generator=g),
-                     torch.zeros(N_CUDA), [str(i) for i in range(CLASSES)])
-
-
 def timed(device, run):
     torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -182,7 +176,7 @@ def timed(device, run):
 def cuda_fit_rate(name, batch, device, amp=False):
     model, net = build(name)
     settings = validate_train_settings({"epochs": 1, "batch_size": batch, "amp": amp})
-    train = cuda_data(device)
+    train = data(N_CUDA)
     run = lambda: fit(net, model.input_format, train, settings, torch.Generator().manual_seed(0), device)  # noqa: E731
     run()  # warm-up: kernels chosen, memory pooled
     return N_CUDA / min(timed(device, run) for _ in range(2))
@@ -193,7 +187,7 @@ def cuda_dataloader_rate(name, batch, device):
     copied over (on CUDA the shipped dropout is ``F.dropout`` anyway)."""
     model, net = build(name)
     net.to(device).train()
-    train = cuda_data(device)
+    train = data(N_CUDA)
     loader = DataLoader(TensorDataset(train.x, train.y), batch_size=batch, shuffle=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
