@@ -14,6 +14,8 @@ p < 2^-16 drops nothing. The mask comes from the default torch generator, so
 the elements ``nn.Dropout`` drops would need ``bernoulli_``'s own generator stream: the
 two give different (equally distributed) masks, so swapping one for the other in a
 model changes its numbers.
+
+``weight_layout`` is the memory format a channels-last network's activations follow.
 """
 from __future__ import annotations
 
@@ -109,3 +111,13 @@ class FastDropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fast_dropout(x, self.p, self.training, self.inplace)
+
+
+def weight_layout(weight: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` when a 4-D weight's strides say so unambiguously, else
+    ``contiguous_format``. A 1-channel input map is "contiguous" in either layout, so the
+    first convolution of a channels-last network returns NCHW maps; putting them in this
+    layout once keeps every later kernel in one format (``net.to(memory_format=...)``
+    switches the whole network)."""
+    channels_last = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format

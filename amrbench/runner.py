@@ -92,10 +92,19 @@ def make_context(config: dict, options: dict) -> Context:
                    cache=ArtifactCache(options.get("cache")), registry=default_registry())
 
 
+# A cell's numbers depend on its torch thread count (the order of parallel reductions,
+# e.g. a convolution's weight gradient over the batch), so every executor runs a cell
+# with the same count, whatever --jobs / --workers: one thread unless --threads says so.
+DEFAULT_THREADS = 1
+
+
+def cell_threads(options: dict) -> int:
+    return int(options.get("threads") or DEFAULT_THREADS)
+
+
 def _prepare_process(options: dict) -> None:
     allocator.tune()
-    if options.get("threads"):
-        torch.set_num_threads(int(options["threads"]))
+    torch.set_num_threads(cell_threads(options))
 
 
 def execute_cell(cell: dict, options: dict) -> dict:
@@ -105,7 +114,7 @@ def execute_cell(cell: dict, options: dict) -> dict:
     start = time.time()
     record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
               "labels": cell["labels"], "device": options.get("device", "cpu"), "pid": os.getpid(),
-              "env": environment(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
+              "env": {**environment(), "threads": torch.get_num_threads()}, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
     try:
         ctx = make_context(config, options)
         torch.manual_seed(derive_seed(config["seed"], "cell"))

@@ -268,3 +268,88 @@ def test_convolution_padding_gives_the_explicit_zero_pad_numbers(name):
     grad_ours = torch.autograd.grad(ours.square().sum(), net.conv1.weight)[0]
     grad_explicit = torch.autograd.grad(explicit.square().sum(), net.conv1.weight)[0]
     torch.testing.assert_close(grad_ours, grad_explicit, rtol=1e-4, atol=1e-5)
+
+
+def _strict_layout(t: torch.Tensor):
+    """The layout ("cl" or "nchw") a 4-D tensor's strides state unambiguously, else None."""
+    cl, nchw = t.is_contiguous(memory_format=torch.channels_last), t.is_contiguous()
+    return "cl" if cl and not nchw else "nchw" if nchw and not cl else None
+
+
+@pytest.mark.parametrize("module_name", MODELS)
+def test_two_d_convolutions_get_inputs_in_their_weights_layout(module_name):
+    """A channels-last kernel fed NCHW maps (or the reverse) makes oneDNN convert every
+    activation and gradient (a channels-last CNN1D whose 1-channel stem output stayed NCHW
+    trained 1.25x slower)."""
+    net = build(module_name, 11, 128).train()
+    _, x = signals(module_name, 4, 128)
+    mixed = []
+
+    def check(module, inputs, _output):
+        weight, got = _strict_layout(module.weight), _strict_layout(inputs[0])
+        if weight and got and weight != got:
+            mixed.append(f"{type(module).__name__}{tuple(module.weight.shape)}: weight {weight}, input {got}")
+
+    hooks = [m.register_forward_hook(check) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    net(x)
+    for hook in hooks:
+        hook.remove()
+    assert not mixed, mixed
+
+
+def test_cnn1d_is_the_conv1d_network_in_a_2d_layout():
+    """CNN1D version 2 (height-1 Conv2d, channels-last) draws the same initial weights as
+    version 1's Conv1d stacks and computes the same function (up to summation order)."""
+    from torch.nn import functional as F
+
+    net = build("cnn1d", 11, 128).eval()
+    torch.manual_seed(0)  # version 1's layers, in its construction order
+    stem = [nn.Conv2d(1, 32, 1, bias=False)] + [nn.Conv2d(32, 32, (2, 3), bias=False) for _ in range(4)]
+    stacks = [[nn.Conv1d(32, 32, 1 if i == 0 else 3, bias=False) for i in range(5)] for _ in range(5)]
+    fc, head = nn.Linear(64, 128), nn.Linear(128, 11)
+    reference = [c.weight for c in stem] + [c.weight for s in stacks for c in s] + [fc.weight, fc.bias, head.weight,
+                                                                                      head.bias]
+    ours = list(net.parameters())
+    assert len(ours) == len(reference)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a.detach().reshape(b.shape), b.detach(), rtol=0, atol=0)
+
+    def unit(h, conv1, conv2, conv, pad1, pad2):
+        return torch.relu(h + conv(torch.relu(conv(h, conv1.weight, padding=pad1)), conv2.weight, padding=pad2))
+
+    _, x = signals("cnn1d", 4, 128)
+    h = F.conv2d(x.unsqueeze(1), stem[0].weight)
+    for c1, c2 in (stem[1:3], stem[3:5]):
+        h = unit(h, c1, c2, F.conv2d, (1, 1), (0, 1))
+    h = F.max_pool2d(h, (2, 2)).squeeze(2)
+    for stack in stacks:
+        h = F.conv1d(h, stack[0].weight)
+        for c1, c2 in (stack[1:3], stack[3:5]):
+            h = unit(h, c1, c2, F.conv1d, 1, 1)
+        h = F.max_pool1d(h, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), head(fc(h.flatten(1))), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module_name", ["cnn1d", "cnn2d"])
+def test_activations_follow_the_weights_layout(module_name):
+    """Channels-last as shipped; ``net.to(memory_format=torch.contiguous_format)`` turns
+    every activation NCHW (the benchmarks' conventional script) with the same outputs."""
+    net = build(module_name, 11, 128).eval()
+    _, x = signals(module_name, 4, 128)
+    layouts = []
+
+    def record(module, inputs, _output):
+        if module.in_channels > 1:
+            layouts.append(_strict_layout(inputs[0]))
+
+    hooks = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        channels_last = net(x)
+        assert layouts and set(layouts) == {"cl"}
+        layouts.clear()
+        net.to(memory_format=torch.contiguous_format)
+        torch.testing.assert_close(net(x), channels_last, rtol=1e-4, atol=1e-5)
+        assert layouts and set(layouts) == {"nchw"}
+    for hook in hooks:
+        hook.remove()

@@ -4,8 +4,9 @@ convolution models against this machine's matmul FLOP rate, measured in the same
 
 Every loop runs in a fresh single-threaded process, so the allocator setting of one
 measurement cannot leak into the next. The conventional script builds the network with
-torch's own ``nn.Dropout`` and NCHW weights (as a user would write it), the harness with
-the shipped layers (VT-CNN2: ``amrbench.layers.FastDropout``, channels-last weights). Figures per model and batch size:
+torch's own ``nn.Dropout`` and NCHW weights and activations (as a user would write it),
+the harness with the shipped layers (channels-last CNN1D, CNN2D and VT-CNN2; VT-CNN2's
+``amrbench.layers.FastDropout``). Figures per model and batch size:
 ``loop``: fit vs the DataLoader loop on the same network, both with glibc's default
 allocator settings (the loop alone);
 ``harness``: fit as a cell runs it (allocator tuned, shipped network) vs the
@@ -126,7 +127,7 @@ def named_figures(figures: dict) -> dict:
     return {f"{k}_flop_per_s" if k.startswith("matmul") else f"{k}_samples_per_s": v for k, v in figures.items()}
 
 
-@pytest.mark.parametrize("name", ["cnn1d", "vtcnn2", "lstm"])
+@pytest.mark.parametrize("name", ["cnn1d", "cnn2d", "vtcnn2", "lstm"])
 @pytest.mark.parametrize("batch", [128, 256])
 def test_training_throughput(benchmark, name, batch):
     figures = {}
@@ -212,7 +213,7 @@ def cuda_matmul_flops(device, dtype):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", ["cnn1d", "vtcnn2", "lstm"])
+@pytest.mark.parametrize("name", ["cnn1d", "cnn2d", "vtcnn2", "lstm"])
 @pytest.mark.parametrize("batch", [128, 256])
 def test_training_throughput_cuda(benchmark, monkeypatch, name, batch):
     device = torch.device("cuda")

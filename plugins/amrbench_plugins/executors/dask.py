@@ -336,11 +336,12 @@ class DaskExecutor(Executor):
     def run(self, cells, options, notify=None):
         if not cells:
             return
+        from amrbench import runner
         from amrbench.store import ArtifactCache
 
         here = installed_versions()
         cache = ArtifactCache(options.get("cache")).root.expanduser().resolve()
-        opts = {**options, "cache": str(cache), "threads": options.get("threads") or 1, "_versions": here,
+        opts = {**options, "cache": str(cache), "threads": runner.cell_threads(options), "_versions": here,
                 "_gpu_by_worker_name": self.params["scheduler"] is None and self.params["cluster"] is None}
         plan = _plan(cells, opts)
         with ExitStack() as stack:

@@ -2,13 +2,12 @@
 
 Shared artifacts (e.g. the full-data scoring run) are computed first, each once, in
 parallel; then the cells, at most ``jobs`` in flight, yielded in completion order.
-Workers are spawned processes with ``cpu_count // jobs`` torch threads each, so N jobs
-never oversubscribe the cores.
+Workers are spawned processes; a cell runs with ``--threads`` torch threads (default 1)
+in either mode, so its numbers do not depend on N (``runner.DEFAULT_THREADS``).
 """
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from amrbench import runner
@@ -45,8 +44,8 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _pool(cells, options, notify, jobs):
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        options = {**options, "threads": options.get("threads") or threads}
+        threads = runner.cell_threads(options)
+        options = {**options, "threads": threads}
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
             artifacts = [pool.submit(runner.execute_artifact, cell, kind, options)

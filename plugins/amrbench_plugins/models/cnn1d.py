@@ -2,11 +2,19 @@
 
 Follows the public reimplementation by the FoQuS authors' lab (Yao Lu et al., "CNN1D" =
 ResNet1D): stack 1 is a 2-D 1x1 convolution to 32 maps and two (2, 3) residual units
-whose max-pool (2, 2) collapses the I/Q axis; stacks 2..6 are a 1x1 Conv1d and two
-residual units of Conv1d(32, k=3), each followed by max-pool 2. Head: flatten ->
+whose max-pool (2, 2) collapses the I/Q axis; stacks 2..6 are a 1x1 convolution and two
+residual units of 32 kernel-3 convolutions, each followed by max-pool 2. Head: flatten ->
 Linear(128) (no activation, as in the reference) -> Dropout(0.3) -> Linear(classes).
 No bias, no batch norm (as the reference). For any L >= 64 the flattened size is
 32 * (L // 64); L < 64 stops pooling once the time axis reaches 1.
+
+Speed (version 2): the whole network runs on (N, 32, H, L) maps in channels-last
+layout, the 1-D stacks as 2-D layers of height 1 (kernel (1, 3), pool (1, 2)). Same
+function, initialisation and parameter count as version 1 (Conv1d / MaxPool1d on
+(N, 32, L), NCHW); oneDNN's NHWC kernels run the (2, 3) stem convolutions about 1.5x
+faster and a training step about 1.4x faster on one CPU thread. The summation order
+differs, so version 1's records are not reused. ``last_conv`` outputs (N, 32, 1, V)
+maps (Grad-CAM averages the row).
 """
 from __future__ import annotations
 
@@ -15,51 +23,55 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import weight_layout
 
 
-class _Unit1d(nn.Module):
-    def __init__(self, channels: int):
+class _ResidualUnit(nn.Module):
+    """relu(x + conv2(relu(conv1(x)))); the paddings keep the output shaped as x."""
+
+    def __init__(self, channels: int, kernel: tuple, padding1: tuple, padding2: tuple):
         super().__init__()
-        self.conv1 = nn.Conv1d(channels, channels, 3, padding=1, bias=False)
-        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(channels, channels, kernel, padding=padding1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, kernel, padding=padding2, bias=False)
 
     def forward(self, x):
         return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
 
 
-class _Unit2d(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, (2, 3), padding=(1, 1), bias=False)
-        self.conv2 = nn.Conv2d(channels, channels, (2, 3), padding=(0, 1), bias=False)
+def _stem_unit(channels):
+    # (2, 3) on 2 rows: padded to 3 rows by conv1, back to 2 by conv2
+    return _ResidualUnit(channels, (2, 3), (1, 1), (0, 1))
 
-    def forward(self, x):
-        return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
+
+def _time_unit(channels):
+    return _ResidualUnit(channels, (1, 3), (0, 1), (0, 1))
 
 
 class CNN1DNet(AMRNet):
     def __init__(self, num_classes: int, length: int, channels: int = 32, stacks: int = 6, hidden: int = 128):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, channels, 1, bias=False), _Unit2d(channels), _Unit2d(channels))
+        self.stem_conv = nn.Conv2d(1, channels, 1, bias=False)
+        self.stem = nn.Sequential(_stem_unit(channels), _stem_unit(channels))
         self.pool2d = nn.MaxPool2d((2, 2)) if length >= 2 else nn.MaxPool2d((2, 1))
         layers, size = [], max(1, length // 2)
         for _ in range(stacks - 1):
-            layers += [nn.Conv1d(channels, channels, 1, bias=False), _Unit1d(channels), _Unit1d(channels)]
+            layers += [nn.Conv2d(channels, channels, 1, bias=False), _time_unit(channels), _time_unit(channels)]
             if size >= 2:
-                layers.append(nn.MaxPool1d(2))
+                layers.append(nn.MaxPool2d((1, 2)))
                 size //= 2
         self.stacks = nn.Sequential(*layers)
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
-        last_unit = self.stacks[-2 if isinstance(self.stacks[-1], nn.MaxPool1d) else -1]
+        last_unit = self.stacks[-2 if isinstance(self.stacks[-1], nn.MaxPool2d) else -1]
         object.__setattr__(self, "last_conv", last_unit.conv2)
         self.fc = nn.Linear(channels * size, hidden)
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(hidden, num_classes)
+        self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
-        h = self.pool2d(self.stem(x.unsqueeze(1))).squeeze(2)
-        h = self.stacks(h)
+        h = self.stem_conv(x.unsqueeze(1)).contiguous(memory_format=weight_layout(self.last_conv.weight))
+        h = self.stacks(self.pool2d(self.stem(h)))
         return self.dropout(self.fc(h.flatten(1)))
 
 
@@ -68,6 +80,7 @@ class CNN1D(Model):
 
     name = "cnn1d"
     input_format = "iq"
+    version = "2"  # 2: channels-last 2-D layout (1: Conv1d stacks, NCHW)
 
     def build(self, num_classes: int, length: int) -> AMRNet:
         return CNN1DNet(num_classes, length)

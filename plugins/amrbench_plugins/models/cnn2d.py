@@ -20,6 +20,12 @@ network serves L = 128, 512 and 1024 without a length-dependent dense layer, and
 dropout (knob ``dropout``). The FoQuS results (CNN2D below CNN1D on RML2016.10a) are
 consistent with a plain CNN of this size. ``last_conv`` is the fourth convolution
 (maps of height 1, L / 8 wide).
+
+Speed (version 2): channels-last weights and activations (oneDNN's NHWC convolution,
+batch-norm and max-pool kernels; the NCHW (1, 2) max-pool alone was a fifth of the
+step), about 1.4x the training throughput of version 1 (NCHW) on one CPU thread. Same
+layers and initialisation; the summation order differs, so version 1's records are not
+reused.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import weight_layout
 
 
 def _block(cin: int, cout: int, kernel, pool: bool) -> list:
@@ -54,9 +61,12 @@ class CNN2DNet(AMRNet):
         self.fc = nn.Linear(cin, hidden)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes)
+        self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
-        h = self.features(x).mean(dim=(2, 3))
+        first, rest = self.features[0], self.features[1:]
+        h = first(x).contiguous(memory_format=weight_layout(self.last_conv.weight))
+        h = rest(h).mean(dim=(2, 3))
         return self.dropout(torch.relu(self.fc(h)))
 
 
@@ -65,6 +75,7 @@ class CNN2D(Model):
 
     name = "cnn2d"
     input_format = "iq_2d"
+    version = "2"  # 2: channels-last (1: NCHW)
     defaults = {"dropout": 0.5}
 
     def build(self, num_classes: int, length: int) -> AMRNet:
