@@ -115,9 +115,9 @@ class FastDropout(nn.Dropout):
 
 def weight_layout(weight: torch.Tensor) -> torch.memory_format:
     """``channels_last`` when a 4-D weight's strides say so unambiguously, else
-    ``contiguous_format``. A 1-channel input map is "contiguous" in either layout, so the
-    first convolution of a channels-last network returns NCHW maps; putting them in this
-    layout once keeps every later kernel in one format (``net.to(memory_format=...)``
-    switches the whole network)."""
+    ``contiguous_format``. A 1x1 convolution of a 1-channel map (CNN1D's first layer) has
+    a weight whose strides fit either layout, and it returns NCHW maps even in a
+    channels-last network; putting them in this layout once keeps every later kernel in
+    one format (``net.to(memory_format=...)`` switches the whole network)."""
     channels_last = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format

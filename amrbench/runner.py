@@ -102,14 +102,14 @@ def cell_threads(options: dict) -> int:
     return int(options.get("threads") or DEFAULT_THREADS)
 
 
-def _prepare_process(options: dict) -> None:
+def prepare_process(options: dict) -> None:
     allocator.tune()
     torch.set_num_threads(cell_threads(options))
 
 
 def execute_cell(cell: dict, options: dict) -> dict:
     """Run one cell and return its record (never raises for a plugin's error)."""
-    _prepare_process(options)
+    prepare_process(options)
     config = cell["config"]
     start = time.time()
     record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
@@ -130,7 +130,7 @@ def execute_cell(cell: dict, options: dict) -> dict:
 def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
     """Compute a shared artifact a cell needs; an error is returned, not raised: the
     dependent cells will meet it again and record it as their failure."""
-    _prepare_process(options)
+    prepare_process(options)
     try:
         ctx = make_context(cell["config"], options)
         ctx.resource(kind)
@@ -199,6 +199,8 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     resolve_device(options.device)
     if options.jobs < 1:
         raise AmrbenchError("--jobs must be at least 1")
+    if options.threads is not None and options.threads < 1:
+        raise AmrbenchError("--threads must be at least 1")
     cells = expand(suite, registry)
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
     stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}

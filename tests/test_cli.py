@@ -70,7 +70,7 @@ def test_jobs_do_not_change_the_numbers(write_suite, tmp_path):
                {k: v for k, v in pool[key].items() if not k.endswith("time_s")}
 
 
-def test_every_executor_runs_a_cell_on_the_same_thread_count(write_suite, tmp_path):
+def test_every_executor_runs_a_cell_on_the_same_thread_count(write_suite, tmp_path, capsys):
     """The thread count changes a cell's numbers (the order of parallel reductions), so a
     cell gets --threads threads (default 1) in this process (--jobs 1) and in spawned
     workers alike, whatever the process started with; the record says how many."""
@@ -79,14 +79,18 @@ def test_every_executor_runs_a_cell_on_the_same_thread_count(write_suite, tmp_pa
     suite = write_suite(TINY_SUITE.replace("methods: [uniform, herding]", "methods: [uniform]")
                         .replace("rates: [0.25, 0.5]", "rates: [0.5]").replace("seeds: [0, 1]", "seeds: [0]"))
     runs = {"serial": [], "pool": ["--jobs", "2"], "two": ["--threads", "2"]}
+    before = torch.get_num_threads()
     torch.set_num_threads(2)  # as a fresh process on a 2-core machine starts
     try:
         for name, extra in runs.items():
             assert main(["run", str(suite), "--results", str(tmp_path / name), *extra]) == 0
     finally:
-        torch.set_num_threads(1)
+        torch.set_num_threads(before)
     threads = {name: [r["env"]["threads"] for r in records(tmp_path / name / "records.jsonl")] for name in runs}
     assert threads == {"serial": [1], "pool": [1], "two": [2]}
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(tmp_path / "zero"), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "amrbench: error: --threads must be at least 1"
 
 
 def test_a_plugin_that_raises_fails_its_cells_only(write_suite, tmp_path, monkeypatch, capsys):

@@ -15,12 +15,6 @@ from amrbench.api import Executor
 from amrbench.hookspecs import hookimpl
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class LocalExecutor(Executor):
     """Runs cells here, or in a pool of N local processes with --jobs N."""
 
@@ -44,10 +38,9 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _pool(cells, options, notify, jobs):
-        threads = runner.cell_threads(options)
-        options = {**options, "threads": threads}
+        options = {**options, "threads": runner.cell_threads(options)}
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             artifacts = [pool.submit(runner.execute_artifact, cell, kind, options)
                          for cell, kind in runner.prerequisites(cells, options)]
             wait(artifacts)
