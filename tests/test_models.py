@@ -297,16 +297,17 @@ def test_two_d_convolutions_get_inputs_in_their_weights_layout(module_name):
     assert not mixed, mixed
 
 
-def test_cnn1d_is_the_conv1d_network_in_a_2d_layout():
+@pytest.mark.parametrize("length", [128, 1024])
+def test_cnn1d_is_the_conv1d_network_in_a_2d_layout(length):
     """CNN1D version 2 (height-1 Conv2d, channels-last) draws the same initial weights as
     version 1's Conv1d stacks and computes the same function (up to summation order)."""
     from torch.nn import functional as F
 
-    net = build("cnn1d", 11, 128).eval()
+    net = build("cnn1d", 11, length).eval()
     torch.manual_seed(0)  # version 1's layers, in its construction order
     stem = [nn.Conv2d(1, 32, 1, bias=False)] + [nn.Conv2d(32, 32, (2, 3), bias=False) for _ in range(4)]
     stacks = [[nn.Conv1d(32, 32, 1 if i == 0 else 3, bias=False) for i in range(5)] for _ in range(5)]
-    fc, head = nn.Linear(64, 128), nn.Linear(128, 11)
+    fc, head = nn.Linear(32 * (length // 64), 128), nn.Linear(128, 11)
     reference = [c.weight for c in stem] + [c.weight for s in stacks for c in s] + [fc.weight, fc.bias, head.weight,
                                                                                       head.bias]
     ours = list(net.parameters())
@@ -317,7 +318,7 @@ def test_cnn1d_is_the_conv1d_network_in_a_2d_layout():
     def unit(h, conv1, conv2, conv, pad1, pad2):
         return torch.relu(h + conv(torch.relu(conv(h, conv1.weight, padding=pad1)), conv2.weight, padding=pad2))
 
-    _, x = signals("cnn1d", 4, 128)
+    _, x = signals("cnn1d", 4, length)
     h = F.conv2d(x.unsqueeze(1), stem[0].weight)
     for c1, c2 in (stem[1:3], stem[3:5]):
         h = unit(h, c1, c2, F.conv2d, (1, 1), (0, 1))
