@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786")
     run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...)")
     run.add_argument("--retries", type=int, help="dask: reruns of a cell whose worker died (default 2)")
-    run.add_argument("--threads", type=int, help="torch threads per cell (default 1, with any --jobs or executor: the thread count changes a "
-                          "cell's numbers, so runs compare only at equal --threads)")
+    run.add_argument("--threads", type=int, help="torch threads per cell (default 1, with any --jobs or executor: "
+                     "the thread count changes a cell's numbers, so runs compare only at equal --threads)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     run.add_argument("--dry-run", action="store_true", help="print the expanded grid and what is already done")
     run.add_argument("--format", default="markdown", help="format of the table printed at the end")

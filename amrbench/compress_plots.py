@@ -255,12 +255,10 @@ def reconstruct_examples(record: dict, cache: Optional[str] = None, device: str 
     import torch
 
     from amrbench import compress, resources
-    from amrbench.runner import make_context, prepare_process
+    from amrbench.runner import make_context
 
     config = record["config"]
-    options = {"cache": cache, "device": device}
-    prepare_process(options)  # a cell's thread count: the artifact may be fitted here
-    ctx = make_context(config, options)
+    ctx = make_context(config, {"cache": cache, "device": device})
     _, test = ctx.resource("dataset")
     params = resources.artifact_config(ctx, "compressor")["params"]
     artifact = ctx.resource("compressor")

@@ -170,9 +170,7 @@ def condense_config(config: dict, device: str = "cpu", cache=None, registry=None
     runner.resolve_device(device)
     # the condense protocol module registers the "condensed" resource when it loads
     registry.get("protocol", "condense")
-    options = {"device": device, "cache": cache}
-    runner.prepare_process(options)  # a cell's thread count: the cached set matches a run's
-    ctx = runner.make_context(config, options)
+    ctx = runner.make_context(config, {"device": device, "cache": cache})
     train, _ = load_splits(ctx.registry, config["dataset"])
     spc = int(config["budget"]["spc"])
     smallest = int(train.class_counts().min())

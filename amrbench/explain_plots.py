@@ -530,7 +530,7 @@ def cmd_confusion(args) -> int:
 
 
 def cmd_explain(args, registry) -> int:
-    from amrbench.runner import make_context, prepare_process, resolve_device
+    from amrbench.runner import make_context, resolve_device
 
     if args.confusion:
         return cmd_confusion(args)
@@ -542,9 +542,7 @@ def cmd_explain(args, registry) -> int:
     out = Path(args.out)
     entries = []
     for config in configs:
-        options = {"device": args.device, "cache": args.cache}
-        prepare_process(options)  # a cell's thread count: trained models are shared with runs
-        ctx = make_context(config, options)
+        ctx = make_context(config, {"device": args.device, "cache": args.cache})
         protocol = ctx.registry.create("protocol", "explain", config["settings"])
         explainer = ctx.registry.create("explainer", config["method"]["name"], config["method"]["params"])
         entry = protocol.explain_signal(ctx, explainer, args.signal)

@@ -15,7 +15,8 @@ the elements ``nn.Dropout`` drops would need ``bernoulli_``'s own generator stre
 two give different (equally distributed) masks, so swapping one for the other in a
 model changes its numbers.
 
-``weight_layout`` is the memory format a channels-last network's activations follow.
+``memory_layout`` is the memory format a tensor's strides state; a channels-last network's
+activations follow its weights'.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _shaped_like(flat: torch.Tensor, like) -> torch.Tensor:
     strides too: the elements are i.i.d., so any layout is valid, and matching the
     input's keeps the multiplication a straight pass over memory."""
     if isinstance(like, torch.Tensor):
-        if not like.is_contiguous() and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        if memory_layout(like) is torch.channels_last:
             return flat.as_strided(like.shape, like.stride())
         like = like.shape
     return flat.view(like)
@@ -113,11 +114,11 @@ class FastDropout(nn.Dropout):
         return fast_dropout(x, self.p, self.training, self.inplace)
 
 
-def weight_layout(weight: torch.Tensor) -> torch.memory_format:
-    """``channels_last`` when a 4-D weight's strides say so unambiguously, else
+def memory_layout(tensor: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` when a 4-D tensor's strides say so unambiguously, else
     ``contiguous_format``. A 1x1 convolution of a 1-channel map (CNN1D's first layer) has
     a weight whose strides fit either layout, and it returns NCHW maps even in a
-    channels-last network; putting them in this layout once keeps every later kernel in
-    one format (``net.to(memory_format=...)`` switches the whole network)."""
-    channels_last = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    channels-last network; putting them in the weights' layout once keeps every later
+    kernel in one format (``net.to(memory_format=...)`` switches the whole network)."""
+    channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format

@@ -87,11 +87,6 @@ def environment() -> dict:
             "numpy": numpy.__version__, "git": git, "host": socket.gethostname()}
 
 
-def make_context(config: dict, options: dict) -> Context:
-    return Context(seed=config["seed"], device=resolve_device(options.get("device", "cpu")), cell=config,
-                   cache=ArtifactCache(options.get("cache")), registry=default_registry())
-
-
 # A cell's numbers depend on its torch thread count (the order of parallel reductions,
 # e.g. a convolution's weight gradient over the batch), so every executor runs a cell
 # with the same count, whatever --jobs / --workers: one thread unless --threads says so.
@@ -102,19 +97,29 @@ def cell_threads(options: dict) -> int:
     return int(options.get("threads") or DEFAULT_THREADS)
 
 
-def prepare_process(options: dict) -> None:
+def _prepare_process(options: dict) -> None:
     allocator.tune()
     torch.set_num_threads(cell_threads(options))
 
 
+def make_context(config: dict, options: dict) -> Context:
+    """The context a cell's work runs in. It also puts this process in a cell's state
+    (allocator, thread count), so whatever computes a cell or its shared artifacts — a
+    run's executor, ``amrbench explain``, ``compress-plot``, ``condense`` — gets the same
+    numbers."""
+    _prepare_process(options)
+    return Context(seed=config["seed"], device=resolve_device(options.get("device", "cpu")), cell=config,
+                   cache=ArtifactCache(options.get("cache")), registry=default_registry())
+
+
 def execute_cell(cell: dict, options: dict) -> dict:
     """Run one cell and return its record (never raises for a plugin's error)."""
-    prepare_process(options)
     config = cell["config"]
     start = time.time()
     record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
               "labels": cell["labels"], "device": options.get("device", "cpu"), "pid": os.getpid(),
-              "env": {**environment(), "threads": torch.get_num_threads()}, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
+              "env": {**environment(), "threads": cell_threads(options)},
+              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
     try:
         ctx = make_context(config, options)
         torch.manual_seed(derive_seed(config["seed"], "cell"))
@@ -130,7 +135,6 @@ def execute_cell(cell: dict, options: dict) -> dict:
 def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
     """Compute a shared artifact a cell needs; an error is returned, not raised: the
     dependent cells will meet it again and record it as their failure."""
-    prepare_process(options)
     try:
         ctx = make_context(cell["config"], options)
         ctx.resource(kind)

@@ -23,7 +23,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import weight_layout
+from amrbench.layers import memory_layout
 
 
 class _ResidualUnit(nn.Module):
@@ -70,7 +70,7 @@ class CNN1DNet(AMRNet):
         self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
-        h = self.stem_conv(x.unsqueeze(1)).contiguous(memory_format=weight_layout(self.last_conv.weight))
+        h = self.stem_conv(x.unsqueeze(1)).contiguous(memory_format=memory_layout(self.last_conv.weight))
         h = self.stacks(self.pool2d(self.stem(h)))
         return self.dropout(self.fc(h.flatten(1)))
 
