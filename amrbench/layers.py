@@ -17,6 +17,11 @@ model changes its numbers.
 
 ``memory_layout`` is the memory format a tensor's strides state; a channels-last network's
 activations follow its weights'.
+
+``as_height1_2d`` turns a network of 1-D layers into the same network of height-1 2-D
+layers in channels-last layout, and ``height1_maps`` gives it its input: on one CPU
+thread oneDNN's NHWC kernels train such networks 1.4-1.5x faster than the Conv1d ones
+(which run NCW), with the same function and parameters.
 """
 from __future__ import annotations
 
@@ -122,3 +127,54 @@ def memory_layout(tensor: torch.Tensor) -> torch.memory_format:
     kernel in one format (``net.to(memory_format=...)`` switches the whole network)."""
     channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _conv2d_of(conv: nn.Conv1d) -> nn.Conv2d:
+    padding = conv.padding if isinstance(conv.padding, str) else (0, conv.padding[0])
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, (1, conv.kernel_size[0]), (1, conv.stride[0]), padding,
+                    (1, conv.dilation[0]), conv.groups, conv.bias is not None, conv.padding_mode)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight.unsqueeze(2))
+        if conv.bias is not None:
+            out.bias.copy_(conv.bias)
+    return out
+
+
+def _max_pool2d_of(pool: nn.MaxPool1d) -> nn.MaxPool2d:
+    def pair(value, height):
+        return (height, value[0] if isinstance(value, tuple) else value)
+
+    return nn.MaxPool2d(pair(pool.kernel_size, 1), pair(pool.stride, 1), pair(pool.padding, 0),
+                        pair(pool.dilation, 1), pool.return_indices, pool.ceil_mode)
+
+
+def _batch_norm2d_of(norm: nn.BatchNorm1d) -> nn.BatchNorm2d:
+    out = nn.BatchNorm2d(norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats)
+    out.load_state_dict(norm.state_dict())
+    return out
+
+
+_HEIGHT1_2D = {nn.Conv1d: _conv2d_of, nn.MaxPool1d: _max_pool2d_of, nn.BatchNorm1d: _batch_norm2d_of}
+
+
+def as_height1_2d(net: nn.Module) -> nn.Module:
+    """``net`` with every Conv1d, MaxPool1d and BatchNorm1d replaced (in place) by the 2-D
+    layer computing the same function on (N, C, 1, L) maps, keeping its parameters and
+    buffers, and every weight in channels-last layout. Feed it ``height1_maps(x)``; a
+    flattened (N, C, 1, L') output has the 1-D network's element order. References to
+    replaced layers held elsewhere (``last_conv``) must be taken after the call. The
+    random state is left as it was, so layers built afterwards draw version 1's values."""
+    with torch.random.fork_rng(devices=[]):  # the new layers' own initialisation is overwritten
+        for parent in list(net.modules()):
+            for name, child in parent.named_children():
+                if type(child) in _HEIGHT1_2D:
+                    setattr(parent, name, _HEIGHT1_2D[type(child)](child))
+                elif type(child).__name__.endswith("1d"):
+                    raise TypeError(f"as_height1_2d: no height-1 2-D form for {type(child).__name__}")
+    return net.to(memory_format=torch.channels_last)
+
+
+def height1_maps(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, L) signals as (N, C, 1, L) maps in channels-last layout (one copy): the
+    input of an ``as_height1_2d`` network."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)

@@ -1,11 +1,14 @@
-"""amrbench.layers.FastDropout: the distribution, scaling, gradients and seeding of
-nn.Dropout, with masks drawn from random integers."""
+"""amrbench.layers: FastDropout (the distribution, scaling, gradients and seeding of
+nn.Dropout, with masks drawn from random integers) and the height-1 2-D form of 1-D
+networks."""
+import copy
 import math
 
 import pytest
 import torch
 
-from amrbench.layers import FastDropout, drop_threshold, fast_dropout, keep_mask, scaled_keep_mask
+from amrbench.layers import (FastDropout, as_height1_2d, drop_threshold, fast_dropout, height1_maps, keep_mask,
+                             memory_layout, scaled_keep_mask)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -107,3 +110,44 @@ def test_other_dtypes(dtype):
     assert out.dtype == dtype
     assert torch.all((out == 0) | (out == torch.tensor(2 ** 15 / (2 ** 15 - drop_threshold(0.25)), dtype=dtype)))
     assert 0.22 < (out == 0).double().mean().item() < 0.28
+
+
+def _one_d_network():
+    return torch.nn.Sequential(
+        torch.nn.Conv1d(3, 8, 5, padding="same"), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+        torch.nn.MaxPool1d(3, stride=2, padding=1),
+        torch.nn.Conv1d(8, 8, 3, stride=2, padding=2, dilation=2, groups=2, bias=False), torch.nn.BatchNorm1d(8),
+        torch.nn.MaxPool1d(2, ceil_mode=True), torch.nn.Conv1d(8, 4, 1))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_height1_2d_network_is_the_1d_network(train):
+    torch.manual_seed(0)
+    one_d = _one_d_network()
+    state = torch.random.get_rng_state()
+    two_d = as_height1_2d(copy.deepcopy(one_d))
+    assert torch.equal(torch.random.get_rng_state(), state)  # later layers draw what they would have
+    assert not any(type(m).__name__.endswith("1d") for m in two_d.modules())
+    for a, b in zip(one_d.parameters(), two_d.parameters()):
+        assert torch.equal(a.detach().reshape(b.shape), b.detach())
+    one_d.train(train)
+    two_d.train(train)
+    x = torch.randn(6, 3, 37, requires_grad=True)
+    x2 = height1_maps(x.detach()).requires_grad_()
+    assert x2.shape == (6, 3, 1, 37) and memory_layout(x2) is torch.channels_last
+    out1, out2 = one_d(x), two_d(x2)
+    assert memory_layout(out2) is torch.channels_last
+    torch.testing.assert_close(out2.squeeze(2), out1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out2.flatten(1), out1.flatten(1), rtol=1e-5, atol=1e-5)  # same element order
+    out1.square().sum().backward()
+    out2.square().sum().backward()
+    torch.testing.assert_close(x2.grad.squeeze(2), x.grad, rtol=1e-4, atol=1e-5)
+    for a, b in zip(one_d.parameters(), two_d.parameters()):
+        torch.testing.assert_close(b.grad.reshape(a.shape), a.grad, rtol=1e-4, atol=1e-4)
+    for a, b in zip(one_d.buffers(), two_d.buffers()):  # batch-norm running statistics
+        torch.testing.assert_close(b, a)
+
+
+def test_height1_2d_refuses_a_1d_layer_it_cannot_convert():
+    with pytest.raises(TypeError, match="AvgPool1d"):
+        as_height1_2d(torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.AvgPool1d(2)))

@@ -134,7 +134,7 @@ def test_shapes_embed_and_last_conv(module_name, length, classes):
         maps = seen[0]
         assert maps.dim() in (3, 4) and maps.shape[0] == n and maps.shape[-1] >= 1
         if module_name == "resnet_vis":  # the paper hooks the third residual stack's output
-            assert any(isinstance(m, nn.Conv1d) for m in net.last_conv.modules())
+            assert any(isinstance(m, nn.Conv2d) for m in net.last_conv.modules())
             assert maps.shape[-1] == length // 4  # before the moved-out third max-pool
         else:
             assert isinstance(net.last_conv, (nn.Conv1d, nn.Conv2d))
@@ -332,7 +332,27 @@ def test_cnn1d_is_the_conv1d_network_in_a_2d_layout(length):
         torch.testing.assert_close(net(x), head(fc(h.flatten(1))), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("module_name", ["cnn1d", "cnn2d"])
+@pytest.mark.parametrize("module_name,net_class", [("resnet1d", "ResNet1DNet"), ("resnet_vis", "ResNetVisNet")])
+@pytest.mark.parametrize("length", [128, 1024])
+def test_height1_2d_resnets_are_their_version_1_conv1d_networks(module_name, net_class, length):
+    """Version 2 (height-1 Conv2d / BatchNorm2d, channels-last) draws the initial weights of
+    version 1's 1-D layers (``layout="1d"``) and computes the same function."""
+    net = build(module_name, 11, length).eval()
+    torch.manual_seed(0)
+    reference = getattr(importlib.import_module(f"amrbench_plugins.models.{module_name}"), net_class)(
+        11, length, layout="1d").eval()
+    assert any(isinstance(m, nn.Conv1d) for m in reference.modules())
+    assert not any(isinstance(m, (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)) for m in net.modules())
+    ours, theirs = list(net.parameters()), list(reference.parameters())
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.detach().reshape(b.shape), b.detach(), rtol=0, atol=0)
+    _, x = signals(module_name, 4, length)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module_name", ["cnn1d", "cnn2d", "alexnet", "signet"])
 def test_activations_follow_the_weights_layout(module_name):
     """Channels-last as shipped; ``net.to(memory_format=torch.contiguous_format)`` turns
     every activation NCHW (the benchmarks' conventional script) with the same outputs."""

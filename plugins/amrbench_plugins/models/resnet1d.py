@@ -27,6 +27,14 @@ Choices the paper leaves open (documented amrbench choices):
 - for L < 64 the stacks stop pooling once the time axis reaches 1.
 
 ``last_conv`` is the second convolution of the last residual unit of stack 6.
+Speed (version 2): the network is built from these 1-D layers and then turned into the
+same network of height-1 2-D layers in channels-last layout (``amrbench.layers.
+as_height1_2d``): same function, initial weights and parameter count as version 1
+(Conv1d, NCW), about 1.5x faster to train on one CPU thread. The summation order
+differs, so version 1's records are not reused; ``layout="1d"`` builds version 1's
+layers (the equivalence test and the benchmarks' conventional script use it).
+``last_conv`` outputs (N, 32, 1, V) maps (Grad-CAM averages the row).
+
 This is a different network from ``cnn1d`` (the FoQuS reference's ResNet1D, which has a
 2-D first stack, ReLU after the addition and a single linear dense layer).
 """
@@ -38,6 +46,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import as_height1_2d, height1_maps
 
 
 class _Unit(nn.Module):
@@ -52,7 +61,7 @@ class _Unit(nn.Module):
 
 class ResNet1DNet(AMRNet):
     def __init__(self, num_classes: int, length: int, channels: int = 32, stacks: int = 6, kernel: int = 3,
-                 hidden: int = 128, dropout: float = 0.3):
+                 hidden: int = 128, dropout: float = 0.3, layout: str = "2d"):
         super().__init__()
         layers, size, in_ch = [], length, 2
         for _ in range(stacks):
@@ -62,6 +71,11 @@ class ResNet1DNet(AMRNet):
                 size //= 2
             in_ch = channels
         self.stacks = nn.Sequential(*layers)
+        if layout not in ("1d", "2d"):
+            raise ValueError(f"layout must be '1d' or '2d', got {layout!r}")
+        self.height1 = layout == "2d"
+        if self.height1:
+            as_height1_2d(self.stacks)
         last_unit = [m for m in self.stacks if isinstance(m, _Unit)][-1]
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
@@ -75,7 +89,7 @@ class ResNet1DNet(AMRNet):
             nn.init.zeros_(dense.bias)
 
     def embed(self, x):
-        h = self.stacks(x).flatten(1)
+        h = self.stacks(height1_maps(x) if self.height1 else x).flatten(1)
         h = self.dropout(F.selu(self.fc1(h)))
         return self.dropout(F.selu(self.fc2(h)))
 
@@ -86,6 +100,7 @@ class ResNet1D(Model):
     name = "resnet1d"
     input_format = "iq"
     defaults = {"dropout": 0.3, "kernel": 3}
+    version = "2"  # 2: height-1 Conv2d stacks, channels-last (1: Conv1d, NCW)
 
     def build(self, num_classes: int, length: int) -> AMRNet:
         return ResNet1DNet(num_classes, length, kernel=int(self.params["kernel"]),

@@ -21,7 +21,14 @@ paper's Table I value for the ResNet, 0.25 (``dropout`` knob); dense layers LeCu
 ``last_conv`` is the **third residual stack** (its output, after the last residual
 addition and before the moved-out max-pool): the paper computes the class activation
 vector "from the feature maps from the third residual stack". Its output is
-(N, 32, L / 4) (two max-pools precede it), so the vector is resized to L, as in the paper.
+(N, 32, 1, L / 4) (two max-pools precede it), so the vector is resized to L, as in the paper.
+
+Speed (version 2): the network is built from these 1-D layers and then turned into the
+same network of height-1 2-D layers in channels-last layout (``amrbench.layers.
+as_height1_2d``): same function, initial weights and parameter count as version 1
+(Conv1d / BatchNorm1d, NCW), about 1.4x faster to train on one CPU thread. The summation
+order differs, so version 1's records are not reused; ``layout="1d"`` builds version 1's
+layers.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import as_height1_2d, height1_maps
 
 
 class _Unit(nn.Module):
@@ -61,7 +69,7 @@ class _Stack(nn.Module):
 
 class ResNetVisNet(AMRNet):
     def __init__(self, num_classes: int, length: int, channels: int = 32, stacks: int = 3, kernel: int = 5,
-                 hidden: int = 128, dropout: float = 0.25):
+                 hidden: int = 128, dropout: float = 0.25, layout: str = "2d"):
         super().__init__()
         layers, size, in_ch = [], length, 2
         for _ in range(stacks):
@@ -71,6 +79,11 @@ class ResNetVisNet(AMRNet):
                 size //= 2
             in_ch = channels
         self.features = nn.Sequential(*layers)
+        if layout not in ("1d", "2d"):
+            raise ValueError(f"layout must be '1d' or '2d', got {layout!r}")
+        self.height1 = layout == "2d"
+        if self.height1:
+            as_height1_2d(self.features)
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
         object.__setattr__(self, "last_conv", [m for m in self.features if isinstance(m, _Stack)][-1])
@@ -83,7 +96,7 @@ class ResNetVisNet(AMRNet):
             nn.init.zeros_(dense.bias)
 
     def embed(self, x):
-        h = self.features(x).flatten(1)
+        h = self.features(height1_maps(x) if self.height1 else x).flatten(1)
         h = self.dropout(F.selu(self.fc1(h)))
         return self.dropout(F.selu(self.fc2(h)))
 
@@ -94,6 +107,7 @@ class ResNetVis(Model):
     name = "resnet-vis"
     input_format = "iq"
     defaults = {"dropout": 0.25}
+    version = "2"  # 2: height-1 Conv2d / BatchNorm2d stacks, channels-last (1: 1-D layers, NCW)
 
     def build(self, num_classes: int, length: int) -> AMRNet:
         return ResNetVisNet(num_classes, length, dropout=float(self.params["dropout"]))

@@ -32,6 +32,11 @@ reimplementation's are used); the default backbone is amrbench's small ResNet fo
 Cost and memory grow with L^2 (the matrix is L x L): fine for L = 128, heavy for
 L = 1024. ``last_conv`` is the last convolution of the last residual block (a 2-D map over
 time x time; Grad-CAM explainers must reduce it to one time axis).
+
+Speed (version 2): the CNN's weights and activations are in channels-last layout (the
+stem convolution turns the S2M matrices into channels-last maps), about 1.25x faster to
+train on one CPU thread than NCHW. Same function and initialisation; the summation
+order differs, so version 1's records are not reused.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, AmrbenchError, Model, did_you_mean
 from amrbench.hookspecs import hookimpl
+from amrbench.layers import memory_layout
 
 
 class S2M(nn.Module):
@@ -136,9 +142,12 @@ class SigNetNet(AMRNet):
         # registered one, and state_dict would hold the layer twice
         object.__setattr__(self, "last_conv", self.stages[-1][-1].last)
         self.head = nn.Linear(cin, num_classes)
+        for cnn in (self.stem, self.stages):  # not the S2M matrix, a 4-D parameter too
+            cnn.to(memory_format=torch.channels_last)
 
     def embed(self, x):
-        return self.stages(self.stem(self.s2m(x))).mean(dim=(2, 3))
+        matrices = self.s2m(x).contiguous(memory_format=memory_layout(self.stem[0].weight))
+        return self.stages(self.stem(matrices)).mean(dim=(2, 3))
 
 
 class SigNet(Model):
@@ -147,6 +156,7 @@ class SigNet(Model):
     name = "signet"
     input_format = "iq"
     defaults = {"backbone": "small", "window": 3}
+    version = "2"  # 2: channels-last weights and activations (1: NCHW)
 
     def __init__(self, **params):
         super().__init__(**params)
