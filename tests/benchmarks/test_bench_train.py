@@ -16,6 +16,9 @@ conventional script (defaults, conventional layers) — the gain a user sees;
 over the float32 matmul FLOP rate of a 1024^3 product in the same kind of process, and
 ``amp_flops`` the bfloat16 one over the bfloat16 matmul rate.
 
+``test_channels_last_speedup``: each model with its shipped (version 2) layout against
+version 1's in the same loop.
+
 Run: python -m pytest tests/benchmarks/test_bench_train.py -m benchmark --benchmark-enable -s
 """
 import multiprocessing
@@ -46,10 +49,14 @@ def data(n=N):
 
 def build(name, conventional=False):
     """The shipped network, or (``conventional``) the same layers as a user would write
-    them: torch's ``nn.Dropout`` and the default (NCHW) weight layout."""
+    them: torch's ``nn.Dropout``, the default (NCHW) weight layout, and Conv1d layers where
+    version 2 has height-1 Conv2d ones (ResNet1D, the visualisation ResNet)."""
     model = default_registry().create("model", name)
     torch.manual_seed(0)
     net = model.build(CLASSES, LENGTH)
+    if conventional and getattr(net, "height1", False):
+        torch.manual_seed(0)
+        net = type(net)(CLASSES, LENGTH, layout="1d")
     if conventional:
         for module in net.modules():
             for child_name, child in module.named_children():
@@ -155,6 +162,23 @@ def test_training_throughput(benchmark, name, batch):
           f"amp vs script {ratios['amp']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
           f"{figures['matmul'] / 1e9:.1f} GFLOP/s; amp {achieved_amp / 1e9:.1f} GFLOP/s = {ratios['amp_flops']:.2f} "
           f"of bf16 matmul {figures['matmul_bf16'] / 1e9:.1f} GFLOP/s")
+
+
+LAYOUT_MODELS = ["cnn1d", "cnn2d", "alexnet", "signet", "resnet1d", "resnet-vis"]
+
+
+@pytest.mark.parametrize("name", LAYOUT_MODELS)
+def test_channels_last_speedup(benchmark, name):
+    """The version-2 layout (channels-last; height-1 Conv2d for the 1-D networks) against
+    version 1's (NCHW / Conv1d), both in the DataLoader loop at batch 128: the ratio is the
+    layout's alone."""
+    figures = {}
+    benchmark.pedantic(lambda: figures.update(version1=measure("dataloader", name, 128, conventional=True),
+                                              version2=measure("dataloader", name, 128)), rounds=1, iterations=1)
+    ratio = figures["version2"] / figures["version1"]
+    benchmark.extra_info.update(named_figures(figures) | {"speedup": ratio})
+    print(f"\n{name}: version 1 layout {figures['version1']:,.0f} samples/s, version 2 {figures['version2']:,.0f}; "
+          f"{ratio:.2f}x")
 
 
 # --------------------------------------------------------------------------- CUDA

@@ -27,6 +27,7 @@ Choices the paper leaves open (documented amrbench choices):
 - for L < 64 the stacks stop pooling once the time axis reaches 1.
 
 ``last_conv`` is the second convolution of the last residual unit of stack 6.
+
 Speed (version 2): the network is built from these 1-D layers and then turned into the
 same network of height-1 2-D layers in channels-last layout (``amrbench.layers.
 as_height1_2d``): same function, initial weights and parameter count as version 1
