@@ -174,6 +174,17 @@ def as_height1_2d(net: nn.Module) -> nn.Module:
     return net.to(memory_format=torch.channels_last)
 
 
+def convert_to_layout(net: nn.Module, layout: str) -> bool:
+    """A 1-D network's ``layout`` constructor argument: ``"2d"`` converts ``net`` with
+    ``as_height1_2d`` (version 2), ``"1d"`` keeps its 1-D layers (version 1). Returns
+    whether it converted, i.e. whether the input needs ``height1_maps``."""
+    if layout not in ("1d", "2d"):
+        raise ValueError(f"layout must be '1d' or '2d', got {layout!r}")
+    if layout == "2d":
+        as_height1_2d(net)
+    return layout == "2d"
+
+
 def height1_maps(x: torch.Tensor) -> torch.Tensor:
     """(N, C, L) signals as (N, C, 1, L) maps in channels-last layout (one copy): the
     input of an ``as_height1_2d`` network."""

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from amrbench.layers import (FastDropout, as_height1_2d, drop_threshold, fast_dropout, height1_maps, keep_mask,
-                             memory_layout, scaled_keep_mask)
+from amrbench.layers import (FastDropout, as_height1_2d, convert_to_layout, drop_threshold, fast_dropout, height1_maps,
+                             keep_mask, memory_layout, scaled_keep_mask)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -151,3 +151,11 @@ def test_height1_2d_network_is_the_1d_network(train):
 def test_height1_2d_refuses_a_1d_layer_it_cannot_convert():
     with pytest.raises(TypeError, match="AvgPool1d"):
         as_height1_2d(torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.AvgPool1d(2)))
+
+
+def test_layout_argument_converts_only_for_2d():
+    net = _one_d_network()
+    assert convert_to_layout(net, "1d") is False and isinstance(net[0], torch.nn.Conv1d)
+    assert convert_to_layout(net, "2d") is True and isinstance(net[0], torch.nn.Conv2d)
+    with pytest.raises(ValueError, match="layout must be '1d' or '2d'"):
+        convert_to_layout(_one_d_network(), "3d")

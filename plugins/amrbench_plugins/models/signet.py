@@ -34,8 +34,8 @@ L = 1024. ``last_conv`` is the last convolution of the last residual block (a 2-
 time x time; Grad-CAM explainers must reduce it to one time axis).
 
 Speed (version 2): the CNN's weights and activations are in channels-last layout (the
-stem convolution turns the S2M matrices into channels-last maps), about 1.25x faster to
-train on one CPU thread than NCHW. Same function and initialisation; the summation
+S2M matrices are copied into that layout once, so the stem convolution does not convert
+them), about 1.3x faster to train on one CPU thread than NCHW. Same function and initialisation; the summation
 order differs, so version 1's records are not reused.
 """
 from __future__ import annotations
