@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from amrbench import transforms
+from amrbench import allocator, transforms
 from amrbench.api import AmrbenchError, SignalSet, did_you_mean
 
 TRAIN_DEFAULTS = {
@@ -106,27 +106,33 @@ def fit(net: nn.Module, input_format: str, data: SignalSet, settings: dict, gene
     use_amp = settings["amp"] and device.type in ("cuda", "cpu")
     scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" else None
     loss_fn = nn.CrossEntropyLoss(reduction="none")
-    for epoch in range(settings["epochs"]):
-        order = torch.randperm(n, generator=generator).to(device)
-        for step in range(steps_per_epoch):
-            index = order[step * batch:(step + 1) * batch]
-            with _autocast(device, use_amp):
-                logits = net(x[index])
-                losses = loss_fn(logits.float(), y[index])
-            loss = losses.mean() if w is None else (losses * w[index]).sum() / w[index].sum().clamp_min(1e-12)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            if on_batch is not None:
-                on_batch(epoch, index, logits.detach(), losses.detach())
-        if scheduler is not None:
-            scheduler.step()
+    # large activations reused from the heap, not mapped anew every step (allocator doc)
+    with allocator.large_buffers_from_heap():
+        for epoch in range(settings["epochs"]):
+            order = torch.randperm(n, generator=generator).to(device)
+            for step in range(steps_per_epoch):
+                index = order[step * batch:(step + 1) * batch]
+                with _autocast(device, use_amp):
+                    logits = net(x[index])
+                    losses = loss_fn(logits.float(), y[index])
+                loss = losses.mean() if w is None else (losses * w[index]).sum() / w[index].sum().clamp_min(1e-12)
+                _optimiser_step(loss, optimizer, scaler)
+                if on_batch is not None:
+                    on_batch(epoch, index, logits.detach(), losses.detach())
+            if scheduler is not None:
+                scheduler.step()
     return net
+
+
+def _optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
 
 
 @torch.no_grad()
