@@ -16,12 +16,17 @@ conventional script (defaults, conventional layers) — the gain a user sees;
 over the float32 matmul FLOP rate of a 1024^3 product in the same kind of process, and
 ``amp_flops`` the bfloat16 one over the bfloat16 matmul rate.
 
+``test_machine_throughput``: the whole machine at batch 128, the script as a user runs it
+(one process on every core) against as many concurrent single-threaded cells as cores (what
+``--jobs`` does).
+
 ``test_channels_last_speedup``: each model with its shipped (version 2) layout against
 version 1's in the same loop.
 
 Run: python -m pytest tests/benchmarks/test_bench_train.py -m benchmark --benchmark-enable -s
 """
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -111,22 +116,34 @@ def train_flops_per_sample(name, batch):
 LOOPS = {"amrbench": amrbench_epoch, "dataloader": dataloader_epoch}
 
 
-def _in_child(loop, name, batch, tune, options):
+def _in_child(loop, name, batch, tune, options, threads=1, barrier=None):
     from amrbench import allocator
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     if tune:
         allocator.tune()
     if loop == "matmul":
         return matmul_flops(**options)
     LOOPS[loop](name, batch, **options)  # warm-up epoch
+    if barrier is not None:  # concurrent copies: time them while all of them run
+        barrier.wait()
     return max(LOOPS[loop](name, batch, **options) for _ in range(2))
 
 
-def measure(loop, name=None, batch=None, tune=False, **options):
+def measure(loop, name=None, batch=None, tune=False, threads=1, **options):
     """Best of two epochs (after a warm-up) in a fresh spawned process."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_in_child, loop, name, batch, tune, options).result()
+        return pool.submit(_in_child, loop, name, batch, tune, options, threads).result()
+
+
+def measure_concurrent(copies, loop, name, batch, tune=False, **options):
+    """Samples/s of ``copies`` single-threaded processes training at once (the local
+    executor's ``--jobs copies``): the sum of their rates."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(copies, mp_context=context) as pool:
+        barrier = manager.Barrier(copies)
+        futures = [pool.submit(_in_child, loop, name, batch, tune, options, 1, barrier) for _ in range(copies)]
+        return sum(future.result() for future in futures)
 
 
 def named_figures(figures: dict) -> dict:
@@ -162,6 +179,22 @@ def test_training_throughput(benchmark, name, batch):
           f"amp vs script {ratios['amp']:.2f}x; {achieved / 1e9:.1f} GFLOP/s = {ratios['flops']:.2f} of matmul "
           f"{figures['matmul'] / 1e9:.1f} GFLOP/s; amp {achieved_amp / 1e9:.1f} GFLOP/s = {ratios['amp_flops']:.2f} "
           f"of bf16 matmul {figures['matmul_bf16'] / 1e9:.1f} GFLOP/s")
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "cnn2d", "vtcnn2", "lstm"])
+def test_machine_throughput(benchmark, name):
+    """The whole CPU, batch 128: the conventional script in one process on every core
+    (``threads=cores``) against the harness as it runs a suite (one cell per core:
+    ``--jobs cores``, each cell on one thread, allocator tuned)."""
+    cores = len(os.sched_getaffinity(0))
+    figures = {}
+    benchmark.pedantic(lambda: figures.update(script=measure("dataloader", name, 128, threads=cores, conventional=True),
+                                              harness=measure_concurrent(cores, "amrbench", name, 128, tune=True)),
+                       rounds=1, iterations=1)
+    ratio = figures["harness"] / figures["script"]
+    benchmark.extra_info.update(named_figures(figures) | {"machine": ratio, "cores": cores})
+    print(f"\n{name} batch 128 on {cores} cores: script ({cores} threads) {figures['script']:,.0f} samples/s, "
+          f"harness ({cores} cells x 1 thread) {figures['harness']:,.0f}; {ratio:.2f}x")
 
 
 LAYOUT_MODELS = ["cnn1d", "cnn2d", "alexnet", "signet", "resnet1d", "resnet-vis"]
