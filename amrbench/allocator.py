@@ -8,20 +8,21 @@ workers. Measured on the project's 2-core CPU box, a CNN training loop ran 1.5x 
 in-process and 2.4x faster in a Dask worker once the thresholds below were raised.
 
 The mmap threshold cannot go above 32 MiB, and a batch of 128 already makes larger
-activations (VT-CNN2's 256 x 2 x 132 maps: 34.6 MB; MCLDNN's and the LSTM's
-workspaces): those were still mapped and unmapped every step (36,000 page faults and
-57 ms of system time in a 263 ms VT-CNN2 step; 54,000 and 119 ms in a 357 ms LSTM step). Inside ``large_buffers_from_heap()`` (``train.fit`` enters it) glibc mmaps
-nothing (``M_MMAP_MAX = 0``) and every buffer comes from the heap, which the trim
-threshold keeps: an epoch of VT-CNN2 ran 1.45x and of MCLDNN 1.33x faster at L = 128
-(1.17x for VT-CNN2 at L = 1024), a step of the LSTM 1.5x. The price is memory: glibc's aligned allocations
-fragment a heap of repeated large buffers, so a process keeps up to about one more
-step's activations (peak RSS +110 MB for VT-CNN2 at L = 128, 1.8 -> 2.7 GB at L = 1024);
-that is why evaluation's much larger no-grad batches stay outside it. glibc still
-mmaps where the heap cannot grow, so nothing fails for it.
+buffers (VT-CNN2's 256 x 2 x 132 maps: 34.6 MB; MCLDNN's and the LSTM's workspaces):
+those were still mapped and unmapped every step (36,000 page faults and 57 ms of system
+time in a 263 ms VT-CNN2 step; 54,000 and 119 ms in a 357 ms LSTM step). Inside
+``large_buffers_from_heap()`` (``train.fit`` enters it) glibc maps nothing
+(``M_MMAP_MAX = 0``) and every buffer comes from the heap, which the trim threshold
+keeps: an epoch of VT-CNN2 ran 1.45x and of MCLDNN 1.33x faster at L = 128 (VT-CNN2 1.17x
+at L = 1024), a step of the LSTM 1.5x. The price is memory: glibc's aligned allocations
+fragment a heap of repeated large buffers, so a process keeps up to about one more step's
+activations (peak RSS +110 MB for VT-CNN2 at L = 128, 1.8 -> 2.7 GB at L = 1024); that is
+why evaluation's much larger no-grad batches stay outside it. glibc still maps memory
+where the heap cannot grow, so nothing fails for it.
 
 ``tune()`` applies the thresholds with ``mallopt`` at run time (so it also overrides
-environment settings a worker inherited). It is called by every executor before a cell runs; it is
-a no-op where glibc is not the C library (macOS, Windows, musl).
+environment settings a worker inherited). It is called by every executor before a cell
+runs; it is a no-op where glibc is not the C library (macOS, Windows, musl).
 """
 from __future__ import annotations
 
@@ -56,21 +57,21 @@ def large_buffers_from_heap():
     if not _tuned:
         yield
         return
-    _count_heap_only(+1)
+    _change_heap_only_depth(+1)
     try:
         yield
     finally:
-        _count_heap_only(-1)
+        _change_heap_only_depth(-1)
 
 
-def _count_heap_only(change: int) -> None:
+def _change_heap_only_depth(change: int) -> None:
+    """The outermost scope switches glibc's mmap off on entry and back on at exit."""
     global _heap_only_depth
     with _heap_only_lock:
+        outermost = _heap_only_depth == (0 if change > 0 else 1)
         _heap_only_depth += change
-        if _heap_only_depth == change == 1:
-            _mallopt(((M_MMAP_MAX, 0),))
-        elif _heap_only_depth == 0:
-            _mallopt(((M_MMAP_MAX, GLIBC_MMAP_MAX),))
+        if outermost:
+            _mallopt(((M_MMAP_MAX, 0 if change > 0 else GLIBC_MMAP_MAX),))
 
 
 def _apply() -> bool:
