@@ -84,7 +84,20 @@ def environment() -> dict:
     import numpy
 
     return {"amrbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "git": git, "host": socket.gethostname()}
+            "numpy": numpy.__version__, "git": git, "host": socket.gethostname(), "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_model() -> str:
+    """The CPU's name: float32 cells differ in their last bits between CPUs whose kernels
+    differ (AVX2 / AVX-512 / AMX), and training amplifies that (README, "Determinism")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 # A cell's numbers depend on its torch thread count (the order of parallel reductions,

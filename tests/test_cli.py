@@ -5,6 +5,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from amrbench.cli import main
 from amrbench.store import RecordStore
@@ -23,6 +24,7 @@ def test_run_writes_records_and_table_then_resumes_without_work(write_suite, tmp
     assert len(first) == 8 and all(r["status"] == "ok" for r in first)
     r = first[0]
     assert set(r) >= {"key", "config", "labels", "metrics", "wall_time_s", "env", "device", "status"}
+    assert r["env"]["cpu"] and r["env"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert 0 <= r["metrics"]["accuracy"] <= 1 and r["metrics"]["per_snr"] and len(r["metrics"]["confusion"]) == 4
     assert "| uniform" in (out / "table.md").read_text()
     capsys.readouterr()
