@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import threading
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -2, -3, -4
@@ -80,9 +81,14 @@ def _apply() -> bool:
 
 
 def _mallopt(settings) -> bool:
+    mallopt = _glibc_mallopt()
+    return mallopt is not None and all(mallopt(option, value) == 1 for option, value in settings)
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc_mallopt():
+    """glibc's mallopt, or None; looked up once (find_library may run ldconfig)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
-        return False
-    return all(mallopt(option, value) == 1 for option, value in settings)
+        return None
