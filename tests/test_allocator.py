@@ -2,14 +2,19 @@
 with buffers above glibc's largest mmap threshold (32 MiB) reuse freed heap memory
 instead of faulting in fresh pages every step; once the outermost scope ends, glibc maps
 large requests again."""
+import contextlib
 import ctypes
 import ctypes.util
 import subprocess
 import sys
 
 import pytest
+import torch
+from torch import nn
 
 from amrbench import allocator
+from amrbench.api import SignalSet
+from amrbench.train import fit, validate_train_settings
 
 # VT-CNN2's first layer at batch 128: 256 x 2 x 130 maps, 34 MB per activation
 CHILD = """
@@ -71,3 +76,24 @@ def test_large_buffers_come_from_the_heap_inside_fit_only():
 def test_an_untuned_process_keeps_glibcs_behaviour():
     inside, nested_exit, mapped_inside, mapped_after = run_child("default")
     assert min(inside, nested_exit) > ACTIVATION_PAGES and mapped_inside and mapped_after
+
+
+def test_every_training_step_of_fit_runs_inside_the_heap_scope(monkeypatch):
+    scope = {"open": False, "steps_outside": 0, "steps_inside": 0}
+
+    @contextlib.contextmanager
+    def recording_scope():
+        scope["open"] = True
+        yield
+        scope["open"] = False
+
+    def count_step(module, inputs):
+        scope["steps_inside" if scope["open"] else "steps_outside"] += 1
+
+    monkeypatch.setattr(allocator, "large_buffers_from_heap", recording_scope)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(2 * 8, 3))
+    net.register_forward_pre_hook(count_step)
+    data = SignalSet(torch.randn(12, 2, 8), torch.arange(12) % 3, torch.zeros(12), ["a", "b", "c"])
+    fit(net, "iq", data, validate_train_settings({"epochs": 2, "batch_size": 4}), torch.Generator().manual_seed(0),
+        torch.device("cpu"))
+    assert scope == {"open": False, "steps_outside": 0, "steps_inside": 6}
