@@ -211,6 +211,26 @@ class RunSummary:
         return [r for r in self.records if r["status"] != "ok"]
 
 
+def note_other_cpus(stored: dict, todo: list, device: str, path) -> None:
+    """A results folder that gets new CPU cells beside stored ones from another kind of
+    CPU mixes kernels whose float32 numbers differ (README, "Determinism"): say so once."""
+    if not todo or torch.device(device).type != "cpu":
+        return
+    here = environment()
+    others = {}
+    for record in stored.values():
+        env = record.get("env") or {}
+        cpu = (env.get("cpu"), env.get("cpu_capability"))
+        if (record.get("device") or "cpu") == "cpu" and cpu[0] and cpu != (here["cpu"], here["cpu_capability"]):
+            others[cpu] = others.get(cpu, 0) + 1
+    if others:
+        listed = ", ".join(f"{count} on {cpu} ({capability})" for (cpu, capability), count in others.items())
+        print(f"amrbench: note: {path}: stored cells ran on other CPUs ({listed}); this run's {len(todo)} cell(s) "
+              f"run on {here['cpu']} ({here['cpu_capability']}): float32 numbers differ between CPU kernels, so "
+              f"compare means over seeds, or rerun into another --results folder for bit-exact numbers",
+              file=sys.stderr)
+
+
 def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     registry = default_registry()
     resolve_device(options.device)
@@ -224,6 +244,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     check_mixed_precision_reuse(cells, stored, options.device, store.path)
     done = set(stored)
     todo = [c for c in cells if c["key"] not in done]
+    note_other_cpus(stored, todo, options.device, store.path)
     executor = registry.create("executor", options.executor, options.executor_params)
     if todo:
         preflight(suite)

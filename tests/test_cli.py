@@ -60,6 +60,24 @@ def test_amp_cells_of_the_other_precision_are_not_reused(write_suite, tmp_path, 
     assert len(err.splitlines()) == 1 and "--results" in err
 
 
+def test_new_cells_beside_stored_ones_from_another_cpu_are_noted(write_suite, tmp_path, capsys):
+    suite = write_suite(TINY_SUITE.replace("rates: [0.25, 0.5]", "rates: [0.5]").replace("seeds: [0, 1]", "seeds: [0]"))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out)]) == 0
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "1"]) == 0
+    assert "note" not in capsys.readouterr().err  # the same CPU: nothing to say
+    path = out / "records.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "env": {**r["env"], "cpu": "Other CPU", "cpu_capability": "AVX2"}}) + "\n"
+                            for r in lines))
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0,1"]) == 0
+    assert "note" not in capsys.readouterr().err  # nothing new is computed
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0-2"]) == 0
+    err = capsys.readouterr().err
+    assert "stored cells ran on other CPUs (4 on Other CPU (AVX2)); this run's 2 cell(s) run on" in err
+    assert len([line for line in err.splitlines() if "note" in line]) == 1
+
+
 def test_jobs_do_not_change_the_numbers(write_suite, tmp_path):
     suite = write_suite()
     assert main(["run", str(suite), "--results", str(tmp_path / "serial")]) == 0
