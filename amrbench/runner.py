@@ -211,10 +211,11 @@ class RunSummary:
         return [r for r in self.records if r["status"] != "ok"]
 
 
-def note_other_cpus(stored: dict, todo: list, device: str, path) -> None:
+def note_other_cpus(stored: dict, todo: list, options: RunOptions, path) -> None:
     """A results folder that gets new CPU cells beside stored ones from another kind of
-    CPU mixes kernels whose float32 numbers differ (README, "Determinism"): say so once."""
-    if not todo or torch.device(device).type != "cpu":
+    CPU mixes kernels whose float32 numbers differ (README, "Determinism"): say so once.
+    Only for the local executor, whose cells run on this machine."""
+    if not todo or torch.device(options.device).type != "cpu" or options.executor != "local":
         return
     here = environment()
     others = {}
@@ -226,7 +227,7 @@ def note_other_cpus(stored: dict, todo: list, device: str, path) -> None:
     if others:
         listed = ", ".join(f"{count} on {cpu} ({capability})" for (cpu, capability), count in others.items())
         print(f"amrbench: note: {path}: stored cells ran on other CPUs ({listed}); this run's {len(todo)} cell(s) "
-              f"run on {here['cpu']} ({here['cpu_capability']}): float32 numbers differ between CPU kernels, so "
+              f"run on this machine's {here['cpu']} ({here['cpu_capability']}): float32 numbers differ between CPU kernels, so "
               f"compare means over seeds, or rerun into another --results folder for bit-exact numbers",
               file=sys.stderr)
 
@@ -244,7 +245,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     check_mixed_precision_reuse(cells, stored, options.device, store.path)
     done = set(stored)
     todo = [c for c in cells if c["key"] not in done]
-    note_other_cpus(stored, todo, options.device, store.path)
+    note_other_cpus(stored, todo, options, store.path)
     executor = registry.create("executor", options.executor, options.executor_params)
     if todo:
         preflight(suite)

@@ -5,6 +5,7 @@ large requests again."""
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import subprocess
 import sys
 
@@ -54,10 +55,12 @@ ACTIVATION_PAGES = 128 * 256 * 2 * 130 * 4 // 4096
 
 
 def glibc_with_mallinfo2() -> bool:
-    return allocator.tune() and hasattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "mallinfo2")
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return hasattr(libc, "mallopt") and hasattr(libc, "mallinfo2") and "LD_PRELOAD" not in os.environ
 
 
-needs_glibc = pytest.mark.skipif(not glibc_with_mallinfo2(), reason="needs glibc >= 2.33 (mallopt, mallinfo2)")
+needs_glibc = pytest.mark.skipif(not glibc_with_mallinfo2(),
+                                 reason="needs glibc >= 2.33 (mallopt, mallinfo2) as the allocator, no LD_PRELOAD")
 
 
 def run_child(mode: str) -> list:
@@ -75,7 +78,7 @@ def test_large_buffers_come_from_the_heap_inside_fit_only():
 @needs_glibc
 def test_an_untuned_process_keeps_glibcs_behaviour():
     inside, nested_exit, mapped_inside, mapped_after = run_child("default")
-    assert min(inside, nested_exit) > ACTIVATION_PAGES and mapped_inside and mapped_after
+    assert mapped_inside and mapped_after  # the scope does nothing: glibc maps large requests
 
 
 def test_every_training_step_of_fit_runs_inside_the_heap_scope(monkeypatch):

@@ -74,7 +74,7 @@ def test_new_cells_beside_stored_ones_from_another_cpu_are_noted(write_suite, tm
     assert "note" not in capsys.readouterr().err  # nothing new is computed
     assert main(["run", str(suite), "--results", str(out), "--seeds", "0-2"]) == 0
     err = capsys.readouterr().err
-    assert "stored cells ran on other CPUs (4 on Other CPU (AVX2)); this run's 2 cell(s) run on" in err
+    assert "stored cells ran on other CPUs (4 on Other CPU (AVX2)); this run's 2 cell(s) run on this machine's" in err
     assert len([line for line in err.splitlines() if "note" in line]) == 1
 
 
