@@ -130,6 +130,18 @@ def test_local_cluster_gives_the_serial_numbers_and_computes_dynamics_once(write
     assert "| herding" in capsys.readouterr().out
 
 
+def test_local_cluster_workers_keep_every_thread_on_one_malloc_arena():
+    from contextlib import ExitStack
+
+    from amrbench.registry import default_registry
+
+    executor = default_registry().create("executor", "dask", {"workers": 1})
+    with ExitStack() as stack:
+        client = executor._connect(stack, {"device": "cpu"})
+        arenas = client.run(lambda: os.environ.get("MALLOC_ARENA_MAX"))
+    assert list(arenas.values()) == ["1"]
+
+
 def test_a_killed_worker_reruns_its_cell_then_gives_up_after_the_retries(cluster, write_suite, tmp_path, capsys):
     marker = tmp_path / "killed-once"
     phoenix = f"{{name: phoenix, params: {{marker: '{marker}'}}}}"
@@ -229,7 +241,8 @@ def test_slurm_job_script_from_the_example_file(tmp_path):
         with build_jobqueue_cluster(sample, device) as slurm:
             script = slurm.job_script()
         for line in ("#SBATCH -p cpu", "#SBATCH -A my-project", "#SBATCH --cpus-per-task=8", "#SBATCH -t 04:00:00",
-                     "#SBATCH --constraint=avx2", "--nthreads 1", "--nworkers 8"):
+                     "#SBATCH --constraint=avx2", "--nthreads 1", "--nworkers 8",
+                     "export MALLOC_ARENA_MAX=1"):
             assert line in script
         assert ("--resources GPU=1" in script) == (device == "cuda")
     bad = tmp_path / "bad.yaml"
