@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Iterator, Optional
 
@@ -126,12 +128,83 @@ class Selection:
 
 
 # --------------------------------------------------------------------------- plugins
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
+               dict: "a mapping"}
+
+
+def _is_kind(value, kind) -> bool:
+    """``value`` is of ``kind``: int and float never accept a bool, float accepts an int,
+    list accepts a tuple, str accepts a path."""
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is list:
+        return isinstance(value, (list, tuple))
+    if kind is str:
+        return isinstance(value, (str, os.PathLike))
+    return isinstance(value, kind)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared plugin parameter, checked when the plugin is built (so a suite fails at
+    load, naming the value and what is allowed, not when a cell runs).
+
+    ``kind``: int, float (ints accepted), bool, str, list or dict, or a tuple of them;
+    ``low``/``high``: an inclusive range of a number, or of every item of a list;
+    ``null``: None is allowed; ``items``: the kind of a list's items; ``nonempty``: a list
+    needs at least one item."""
+
+    kind: Any
+    low: Optional[float] = None
+    high: Optional[float] = None
+    null: bool = False
+    items: Any = None
+    nonempty: bool = False
+
+    def _kinds(self) -> tuple:
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
+
+    def describe(self) -> str:
+        """What is allowed, e.g. "an integer >= 1 or null", "a non-empty list, each item a number"."""
+        if self.items is not None:
+            item = Param(self.items, self.low, self.high).describe()
+            text = f"{'a non-empty list' if self.nonempty else 'a list'}, each item {item}"
+        else:
+            text = " or ".join(_KIND_NAMES.get(k, getattr(k, "__name__", str(k))) for k in self._kinds())
+            if self.low is not None and self.high is not None:
+                text += f" in [{self.low:g}, {self.high:g}]"
+            elif self.low is not None:
+                text += f" >= {self.low:g}"
+            elif self.high is not None:
+                text += f" <= {self.high:g}"
+        return text + (" or null" if self.null else "")
+
+    def _number_ok(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return True
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return self.null
+        if not any(_is_kind(value, k) for k in self._kinds()):
+            return False
+        if self.items is not None:
+            items = Param(self.items, self.low, self.high)
+            return (not self.nonempty or len(value) > 0) and all(items.accepts(v) for v in value)
+        return self._number_ok(value)
+
+
 class Plugin:
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     defaults: ClassVar[dict] = {}
     choices: ClassVar[dict] = {}  # parameter -> allowed values, checked on construction
+    # parameter -> Param (or a tuple (kind(s), low, high)), checked on construction
+    types: ClassVar[dict] = {}
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)
@@ -143,6 +216,16 @@ class Plugin:
             if self.params.get(key) not in allowed:
                 raise AmrbenchError(f"{self.kind} {self.name!r}: {key}={self.params.get(key)!r} is not allowed"
                                     f"{did_you_mean(str(self.params.get(key)), [str(a) for a in allowed])}")
+        self._check_types()
+
+    def _check_types(self) -> None:
+        """Each declared parameter's value against its :class:`Param`."""
+        for key, spec in self.types.items():
+            spec = spec if isinstance(spec, Param) else Param(*spec)
+            value = self.params.get(key)
+            if not spec.accepts(value):
+                raise AmrbenchError(f"{self.kind} {self.name!r}: parameter {key!r} must be {spec.describe()}, "
+                                    f"got {value!r}")
 
     @classmethod
     def description(cls) -> str:
@@ -187,6 +270,17 @@ class Dataset(Plugin):
 
     def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
         raise NotImplementedError
+
+    def fingerprint(self) -> Optional[dict]:
+        """What identifies the data beyond ``params``, folded into cell keys: None when the
+        parameters decide the data (generators); a file loader returns its file's content
+        fingerprint (``amrbench.data.fingerprint``), so a changed file gives new cells."""
+        return None
+
+    def snr_values(self, snr: Optional[tuple] = None) -> Optional[list]:
+        """The SNR grid in dB (within ``snr`` = [low, high] when given) when the parameters
+        alone tell it, without loading; None when only loading can tell (files)."""
+        return None
 
 
 class Selector(Plugin):
@@ -237,11 +331,25 @@ class Explainer(Plugin):
 class Protocol(Plugin):
     """What a cell measures. ``defaults`` are the keys allowed in a suite's ``settings:``;
     ``method_kind`` is the plugin kind its ``methods:`` name; ``budget_axis`` is
-    "rates", "spc" or None."""
+    "rates", "spc" or None.
+
+    Declarations the suite checks at load: ``metrics``, the names of the metrics a record
+    holds (regular expressions for families such as ``accuracy_L\\w+``; empty = not
+    declared, a table may name any metric); ``train_settings``, the settings that are
+    training-setting overrides (e.g. ``scoring``); ``param_overrides``, the settings whose
+    keys override the parameters of the suite's methods."""
 
     kind = "protocol"
     method_kind: ClassVar[str] = ""
     budget_axis: ClassVar[Optional[str]] = None
+    metrics: ClassVar[tuple] = ()
+    train_settings: ClassVar[tuple] = ()
+    param_overrides: ClassVar[tuple] = ()
+
+    @classmethod
+    def produces(cls, metric: str) -> bool:
+        """Whether a record of this protocol can hold ``metric`` (True when undeclared)."""
+        return not cls.metrics or any(re.fullmatch(pattern, str(metric)) for pattern in cls.metrics)
 
     def run_cell(self, ctx: "Context", cell: dict) -> dict:
         """Return the cell's metrics (JSON-serialisable)."""

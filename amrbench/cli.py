@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
+import signal
 import sys
 from pathlib import Path
 
@@ -23,13 +23,30 @@ COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli"
 
 
 def _seeds(text: str) -> list:
+    """``--seeds``: a list 0,1,2 or an inclusive range 0-4 of distinct non-negative seeds."""
+    usage = "give distinct non-negative integers like 0,1,2 or an ascending range like 0-4"
     try:
         if "-" in text and "," not in text:
             lo, hi = text.split("-")
-            return list(range(int(lo), int(hi) + 1))
-        return [int(s) for s in text.split(",") if s.strip()]
+            seeds = list(range(int(lo), int(hi) + 1))
+            if not seeds:
+                raise argparse.ArgumentTypeError(f"--seeds {text}: the range is empty ({lo.strip()} > {hi.strip()}); "
+                                                 f"{usage}")
+        else:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give integers like 0,1,2 or a range 0-4") from None
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: {usage}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: {usage}")
+    return seeds
+
+
+def _check_run_args(args) -> None:
+    """Counts that must be positive, refused before anything is loaded or written."""
+    for option in ("jobs", "threads"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise AmrbenchError(f"--{option} must be at least 1")
 
 
 def _suite_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes")
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786")
     run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...)")
-    run.add_argument("--retries", type=int, help="dask: reruns of a cell whose worker died (default 2)")
+    run.add_argument("--retries", type=int, help="reruns of a cell whose worker process died (--jobs N, dask; default 2)")
     run.add_argument("--threads", type=int, help="torch threads per cell (default 1, with any --jobs or executor: "
                      "the thread count changes a cell's numbers, so runs compare only at equal --threads)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
@@ -63,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_args(table)
     table.add_argument("--format", default="markdown", help="markdown, latex, csv or html")
     table.add_argument("--out", help="write to this file instead of stdout")
+    table.add_argument("--write", action="store_true", help="also refresh table.md, the curves and the "
+                       "critical-difference diagram in the results folder from the stored records")
 
     lst = sub.add_parser("list", help="list registered plugins by kind")
     lst.add_argument("kind", nargs="?", help="one kind: " + ", ".join(k + "s" for k in KINDS))
@@ -109,6 +128,7 @@ def cmd_run(args) -> int:
     from amrbench import runner, tables
     from amrbench.runner import RunOptions
 
+    _check_run_args(args)
     suite = _load(args)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
@@ -119,15 +139,21 @@ def cmd_run(args) -> int:
         from amrbench.store import RecordStore
 
         cells = expand(suite)
-        done = RecordStore(runner.results_dir(suite, options) / "records.jsonl").done_keys()
+        store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
+        done = store.done_keys()
+        runner.note_changed_data([c for c in cells if c["key"] not in done], store.latest().values(), store.path)
         print(runner.dry_run_report(suite, cells, done))
         return 0
+    from amrbench.store import write_suite_meta, write_text_file
+
+    _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "suite.json").write_text(json.dumps({"suite": args.suite, "profile": args.profile}, indent=1) + "\n")
+    write_suite_meta(out_dir, args.suite, args.profile)  # also fails early on a read-only results folder
     summary = runner.run_suite(suite, options)
     records = _suite_records(suite, summary.store)
-    (out_dir / "table.md").write_text(tables.render(suite, records, "markdown"))
+    write_text_file(out_dir / "table.md", tables.render(suite, records, "markdown"),
+                    "make the results folder writable; the records are stored, `amrbench table` renders them")
+    _write_figures(suite, records, out_dir)
     print(tables.render(suite, records, args.format))
     ran = len(summary.records)
     print(f"{suite.name}: {summary.cells} cells, {summary.skipped} already done, {ran} run, "
@@ -135,6 +161,23 @@ def cmd_run(args) -> int:
     for record in summary.failed:
         print(f"  failed {record['key'][:12]}: {record['error']}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _ignore_file_size_signal() -> None:
+    """A file-size limit (ulimit -f) then fails a write with EFBIG, reported as one error
+    line, instead of killing the run with SIGXFSZ mid-write."""
+    try:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    except (AttributeError, ValueError):  # no such signal here, or not the main thread
+        pass
+
+
+def _write_figures(suite, records, out_dir) -> None:
+    """Curves and the critical-difference diagram beside table.md; notes to stderr."""
+    from amrbench.figures import write_figures
+
+    for note in write_figures(suite, records, out_dir):
+        print(note, file=sys.stderr)
 
 
 def _suite_records(suite, store) -> list:
@@ -154,9 +197,17 @@ def cmd_table(args) -> int:
     store = RecordStore(runner.results_dir(suite, RunOptions(results=args.results)) / "records.jsonl")
     if not store.path.exists():
         raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}` first")
-    text = tables.render(suite, _suite_records(suite, store), args.format)
+    records = _suite_records(suite, store)
+    tables.require_records(suite, records, set(store.latest()), store.path)
+    text = tables.render(suite, records, args.format)
+    from amrbench.store import write_text_file
+
+    if args.write:
+        write_text_file(store.path.parent / "table.md", tables.render(suite, records, "markdown"),
+                        "make the results folder writable")
+        _write_figures(suite, records, store.path.parent)
     if args.out:
-        Path(args.out).write_text(text)
+        write_text_file(Path(args.out), text, "choose a writable --out path")
     else:
         print(text, end="")
     return 0

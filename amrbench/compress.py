@@ -34,7 +34,8 @@ Optional compressor interface (used by the protocol when present):
 - ``stochastic``: True when ``encode`` samples (the protocol then repeats
   reconstructions and reports mean and std);
 - ``get_state() / set_state(state)``: what the artifact cache stores for a fitted
-  compressor (default: the whole object is pickled);
+  compressor, as plain data (tensors, numbers, strings in dicts and lists); without
+  them the fitted object is kept in memory only, refitted in each process;
 - ``history``: a JSON-able dict of training losses.
 """
 from __future__ import annotations

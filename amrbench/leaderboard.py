@@ -3,18 +3,16 @@
 them (``results/<suite>/suite.json``). Deterministic, so CI can check it is current."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from amrbench.api import AmrbenchError
-from amrbench.store import RecordStore
+from amrbench.store import RecordStore, read_suite_meta
 from amrbench.suite import expand, load_suite
-from amrbench.tables import render
+from amrbench.tables import SMOKE_PROFILE, is_smoke, render
 
 
 def _suite_for(folder: Path, suites_dir: Path):
-    meta_path = folder / "suite.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_suite_meta(folder)
     path = Path(meta.get("suite") or suites_dir / f"{folder.name}.yaml")
     if not path.exists():
         raise AmrbenchError(f"{folder}: cannot find the suite that produced these records ({path}); "
@@ -23,17 +21,32 @@ def _suite_for(folder: Path, suites_dir: Path):
 
 
 def build_leaderboard(root: Path, suites_dir: Path) -> str:
-    parts = ["# amrbench leaderboard", "",
-             "Rebuilt by `amrbench leaderboard` from every committed `results/*/records.jsonl`; "
-             "CI fails when this file is stale. Each section is the suite's paper-style table.", ""]
+    """Every stored suite's tables: the real runs first, then, in a section of their
+    own, the smoke tests (the ``quick`` profile), which check the machinery and rank
+    nothing. Each table states the profile and scale that made its records."""
+    real, smoke = [], []
     for records_path in sorted(root.glob("*/records.jsonl")):
         suite = _suite_for(records_path.parent, suites_dir)
-        keys = {c["key"] for c in expand(suite)}
-        records = [r for k, r in RecordStore(records_path).latest().items() if k in keys]
-        meta = json.loads((records_path.parent / "suite.json").read_text()) if (records_path.parent / "suite.json").exists() else {}
-        profile = f" (profile `{meta['profile']}`)" if meta.get("profile") else ""
-        body = render(suite, records, "markdown").replace("\n# ", "\n### ").replace("\n## ", "\n#### ")
-        body = body.split("\n", 1)[1] if body.startswith("# ") else body
-        parts += [f"## {suite.name}{profile}", "", f"Suite `{meta.get('suite', suite.path)}`, "
-                  f"{len(records)} of {len(keys)} cells stored.", "", body.strip(), ""]
+        (smoke if is_smoke(suite) else real).extend(_section(suite, records_path))
+    parts = ["# amrbench leaderboard", "",
+             "Rebuilt by `amrbench leaderboard` from every committed `results/*/records.jsonl`; "
+             "CI fails when this file is stale. Each section is the suite's paper-style table, "
+             "under a line naming the profile, training-set size, seeds and epochs behind it.", ""]
+    parts += real or ["No full-protocol results are committed yet.", ""]
+    if smoke:
+        parts += ["# Smoke tests: not a ranking", "",
+                  f"Records of the `{SMOKE_PROFILE}` profile (tiny data, few epochs): they show that every "
+                  "suite runs end to end; their numbers rank nothing.", ""] + smoke
     return "\n".join(parts)
+
+
+def _section(suite, records_path: Path) -> list:
+    keys = {c["key"] for c in expand(suite)}
+    records = [r for k, r in RecordStore(records_path).latest().items() if k in keys]
+    meta = read_suite_meta(records_path.parent)
+    profile = f" (profile `{meta['profile']}`)" if meta.get("profile") else ""
+    smoke = " — smoke test: not a ranking" if is_smoke(suite) else ""
+    body = render(suite, records, "markdown").replace("\n# ", "\n### ").replace("\n## ", "\n#### ")
+    body = body.split("\n", 1)[1] if body.startswith("# ") else body
+    return [f"## {suite.name}{profile}{smoke}", "", f"Suite `{meta.get('suite', suite.path)}`, "
+            f"{len(records)} of {len(keys)} cells stored.", "", body.strip(), ""]

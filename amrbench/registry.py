@@ -3,13 +3,19 @@
 Built-ins are found exactly like a third party's plugins. Each entry point is loaded on
 its own inside try/except, so one broken plugin is listed with its error and the others
 still work.
+
+Every registration is kept. Two plugins of one kind and name from different
+distributions are a *conflict*: naming it bare is an error (a benchmark must not pick one
+silently), and ``dist:name`` (e.g. ``amrbench:uniform``) names exactly one of them.
 """
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import pluggy
 
@@ -17,6 +23,13 @@ from amrbench import hookspecs
 from amrbench.api import KINDS, AmrbenchError, Plugin, did_you_mean
 
 GROUP = "amrbench"
+_UNREGISTERED = ("(unregistered)", "", "")
+
+
+def normalize_dist(name: str) -> str:
+    """The PEP 503 form of a distribution name, so ``My_Selectors`` and ``my-selectors``
+    are one distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass
@@ -25,6 +38,19 @@ class PluginInfo:
     dist: str
     dist_version: str
     entry_point: str
+
+    @property
+    def source(self) -> str:
+        """Where it came from, for messages: ``my-selectors 0.1 (entry point selector-x)``."""
+        return f"{self.dist} {self.dist_version}".strip() + f" (entry point {self.entry_point})"
+
+    def same_registration(self, other: "PluginInfo") -> bool:
+        """One class registered twice by one distribution (a module registered by hand
+        twice, pluggy re-registration, a reloaded module) is one plugin, not a conflict."""
+        if normalize_dist(self.dist) != normalize_dist(other.dist):
+            return False
+        return self.cls is other.cls or (self.cls.__module__, self.cls.__qualname__) == (
+            other.cls.__module__, other.cls.__qualname__)
 
 
 @dataclass
@@ -36,52 +62,140 @@ class BrokenPlugin:
     traceback: str
 
 
+@dataclass
+class Conflict:
+    kind: str
+    name: str
+    infos: list
+
+    def __post_init__(self):
+        # messages and listings must not depend on the order entry points happen to load in
+        self.infos = sorted(self.infos, key=lambda info: (normalize_dist(info.dist), info.entry_point))
+
+    def choices(self) -> list[str]:
+        """The ``dist:name`` spellings that pick each registration."""
+        return [f"{normalize_dist(info.dist)}:{self.name}" for info in self.infos]
+
+
+class _KindView(Mapping):
+    """Read-only name -> PluginInfo of one kind, resolved like ``Registry.info`` (a
+    conflicting bare name raises), so ``registry.plugins[kind][name]`` never picks one."""
+
+    def __init__(self, registry: "Registry", kind: str):
+        self._registry, self._kind = registry, kind
+
+    def __getitem__(self, name: str) -> PluginInfo:
+        if name.rpartition(":")[2] not in self._registry.registrations[self._kind]:
+            raise KeyError(name)
+        return self._registry.info(self._kind, name)
+
+    def __contains__(self, name) -> bool:
+        return name in self._registry.registrations[self._kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.registrations[self._kind])
+
+    def __len__(self) -> int:
+        return len(self._registry.registrations[self._kind])
+
+
 class Registry:
     def __init__(self):
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
-        self.plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
+        self.registrations: dict[str, dict[str, list[PluginInfo]]] = {kind: {} for kind in KINDS}
+        self.plugins: dict[str, _KindView] = {kind: _KindView(self, kind) for kind in KINDS}
         self.broken: list[BrokenPlugin] = []
-        self._origin = ("(unregistered)", "", "")
+        self._origin = _UNREGISTERED
         self.pm.hook.amrbench_register.call_historic(kwargs={"registry": self})
 
     # called by plugins from their amrbench_register hook
     def add(self, cls: type) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Plugin)) or cls.kind not in KINDS or not cls.name:
             raise TypeError(f"{cls!r} is not an amrbench plugin class with a kind and a name")
+        if ":" in cls.name:
+            raise TypeError(f"{cls!r}: plugin name {cls.name!r} must not contain ':' (it separates dist:name)")
         dist, version, ep = self._origin
-        self.plugins[cls.kind].setdefault(cls.name, PluginInfo(cls, dist, version, ep))
+        new = PluginInfo(cls, dist, version, ep)
+        known = self.registrations[cls.kind].setdefault(cls.name, [])
+        if not any(info.same_registration(new) for info in known):
+            known.append(new)
 
     def load_entry_points(self) -> "Registry":
-        for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
-            if self.pm.has_plugin(ep.name):
-                continue
+        """Load every entry point of the group, each under its own name; a second
+        distribution reusing an entry-point name is loaded too, not skipped."""
+        eps = importlib.metadata.entry_points(group=GROUP)
+        for ep in sorted(eps, key=lambda e: (e.name, e.value, e.dist.name if e.dist else "")):
             dist = ep.dist.name if ep.dist else "?"
+            if any((b.entry_point, b.value, b.dist) == (ep.name, ep.value, dist) for b in self.broken):
+                continue  # already reported by an earlier call
             self._origin = (dist, ep.dist.version if ep.dist else "?", ep.name)
             try:
-                self.pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+                self._load_entry_point(ep, dist)
             except Exception as exc:  # a broken plugin must not break the others
                 self.broken.append(BrokenPlugin(ep.name, ep.value, dist, f"{type(exc).__name__}: {exc}",
                                                 traceback.format_exc()))
-        self._origin = ("(unregistered)", "", "")
+        self._origin = _UNREGISTERED
         return self
 
+    def _load_entry_point(self, ep, dist: str) -> None:
+        plugin = ep.load()
+        if self.pm.is_registered(plugin):  # loaded before (this call or an earlier one)
+            return
+        name = ep.name if not self.pm.has_plugin(ep.name) else f"{ep.name}@{normalize_dist(dist)}"
+        self.pm.register(plugin, name=name)
+
     def register_module(self, module, name: Optional[str] = None, dist: str = "(local)") -> None:
-        """Register a plugin module by hand (tests, notebooks)."""
+        """Register a plugin module by hand (tests, notebooks); a module already
+        registered is left as it is."""
+        if self.pm.is_registered(module):
+            return
         self._origin = (dist, "", name or module.__name__)
-        self.pm.register(module, name=name or module.__name__)
-        self._origin = ("(unregistered)", "", "")
+        try:
+            self.pm.register(module, name=name or module.__name__)
+        finally:
+            self._origin = _UNREGISTERED
 
     def info(self, kind: str, name: str) -> PluginInfo:
-        if kind not in self.plugins:
+        """The one plugin ``name`` (bare or ``dist:name``) stands for; an unknown,
+        broken or conflicting name is an AmrbenchError saying how to fix it."""
+        if kind not in self.registrations:
             raise AmrbenchError(f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}")
-        found = self.plugins[kind].get(name)
+        dist, _, bare = name.rpartition(":")  # a distribution name never holds ':', a plugin name neither
+        found = self.registrations[kind].get(bare)
         if found is None:
-            broken = [b for b in self.broken if b.entry_point == name]
-            if broken:
-                raise AmrbenchError(f"{kind} {name!r} failed to load ({broken[0].error}); fix or uninstall {broken[0].dist}")
-            raise AmrbenchError(f"unknown {kind} {name!r}{did_you_mean(name, self.plugins[kind])}")
-        return found
+            raise self._unknown(kind, bare)
+        if dist:
+            found = [info for info in found if normalize_dist(info.dist) == normalize_dist(dist)]
+            if not found:
+                sources = ", ".join(Conflict(kind, bare, self.registrations[kind][bare]).choices())
+                raise AmrbenchError(f"{kind} {name!r}: distribution {dist!r} does not provide {bare!r}; "
+                                    f"it is registered as {sources}")
+        if len(found) > 1:
+            raise AmrbenchError(self._conflict_message(Conflict(kind, bare, found), qualified=bool(dist)))
+        return found[0]
+
+    def _unknown(self, kind: str, name: str) -> AmrbenchError:
+        broken = [b for b in self.broken if b.entry_point == name]
+        if broken:
+            return AmrbenchError(f"{kind} {name!r} failed to load ({broken[0].error}); fix or uninstall {broken[0].dist}")
+        return AmrbenchError(f"unknown {kind} {name!r}{did_you_mean(name, self.registrations[kind])}")
+
+    @staticmethod
+    def _conflict_message(conflict: Conflict, qualified: bool) -> str:
+        sources = " and ".join(info.source for info in conflict.infos)
+        if qualified:  # one distribution registers two different classes under one name
+            return (f"{conflict.kind} {conflict.name!r} is registered more than once by one distribution: {sources}; "
+                    f"fix or uninstall {conflict.infos[0].dist}")
+        choices = " or ".join(repr(choice) for choice in conflict.choices())
+        return (f"{conflict.kind} {conflict.name!r} is registered by several distributions: {sources}; "
+                f"name the one you mean as {choices}")
+
+    def conflicts(self, kind: Optional[str] = None) -> list[Conflict]:
+        """Every name of ``kind`` (or of all kinds) registered more than once."""
+        kinds = [kind] if kind else list(KINDS)
+        return [Conflict(k, name, infos) for k in kinds for name, infos in sorted(self.registrations[k].items())
+                if len(infos) > 1]
 
     def get(self, kind: str, name: str) -> type:
         return self.info(kind, name).cls
@@ -90,7 +204,8 @@ class Registry:
         return self.get(kind, name)(**(params or {}))
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.plugins[kind])
+        """Each registered name of ``kind`` once, sorted, conflicting ones included."""
+        return sorted(self.registrations[kind])
 
     def version_of(self, kind: str, name: str) -> str:
         info = self.info(kind, name)

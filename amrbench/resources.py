@@ -20,7 +20,7 @@ import torch
 from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.data.splits import filter_snr, standardize_channels, stratified_split
-from amrbench.suite import dataset_config
+from amrbench.suite import dataset_config, normalise
 from amrbench.train import fit, predict, validate_train_settings
 
 _MEMO: "OrderedDict[str, Any]" = OrderedDict()
@@ -47,19 +47,32 @@ def _memo(key: str, make: Callable[[], Any]) -> Any:
 
 def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
     """Resolve a dataset spec to its seeded, SNR-filtered, stratified (train, test),
-    standardised per channel with the training split's statistics when asked."""
+    standardised per channel with the training split's statistics when asked. A spec
+    that carries a file's fingerprint (a cell's config) is refused when the file has
+    changed since: its records would be filed under the old contents' key."""
     def make():
         plugin = registry.create("dataset", spec["name"], spec.get("params"))
+        _check_fingerprint(plugin, spec)
         snr = tuple(spec["snr"]) if spec.get("snr") else None
         data = filter_snr(plugin.load(seed=spec.get("seed", 0), snr=snr), snr)
         if len(data) == 0:
-            raise AmrbenchError(f"dataset {spec['name']!r}: no signals left after the SNR filter {spec.get('snr')}")
-        splits = stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"))
+            raise AmrbenchError(f"dataset {spec['name']!r}: no signals left after the SNR filter {spec.get('snr')}; "
+                                "widen snr or drop it")
+        splits = stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"),
+                                  snr_bins=spec.get("snr_bins"))
         return standardize_channels(*splits) if spec.get("standardize") else splits
 
     # keyed by what decides the data, not the label: a suite's entry and a cell's config
     # share one memo entry
     return _memo("dataset:" + stable_hash(dataset_config(spec), 24), make)
+
+
+def _check_fingerprint(plugin, spec: dict) -> None:
+    expected = spec.get("fingerprint")
+    if expected is not None and normalise(plugin.fingerprint()) != normalise(expected):
+        raise AmrbenchError(f"dataset {spec['name']!r}: {spec['params'].get('path')} changed after the suite was "
+                            "loaded (its content fingerprint differs); rerun the suite to key its cells by the new "
+                            "contents")
 
 
 def artifact_config(ctx: Context, kind: str) -> dict:

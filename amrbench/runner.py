@@ -27,7 +27,7 @@ from amrbench.api import AmrbenchError, Context, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
 from amrbench.store import SCHEMA_VERSION, ArtifactCache, RecordStore
-from amrbench.suite import Suite, expand
+from amrbench.suite import Suite, expand, normalise
 
 
 @dataclass
@@ -139,9 +139,23 @@ def execute_cell(cell: dict, options: dict) -> dict:
         protocol = ctx.registry.create("protocol", config["protocol"], config["settings"])
         record.update(status="ok", metrics=protocol.run_cell(ctx, config), error=None)
     except Exception as exc:
-        record.update(status="failed", metrics=None, error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                      traceback=traceback.format_exc())
+        record.update(failed_record(cell, options, f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                    traceback.format_exc()))
     record["wall_time_s"] = round(time.time() - start, 3)
+    return record
+
+
+def failed_record(cell: dict, options: dict, error: str, traceback: Optional[str] = None) -> dict:
+    """The record of a cell that did not finish, with the fields of a finished one
+    (``metrics`` None): built here when a plugin raised, or by an executor on the driver
+    when the cell's worker died, so every failure reads the same in the store.
+    ``wall_time_s`` is None unless the caller knows how long the cell ran."""
+    record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": cell["config"],
+              "labels": cell["labels"], "device": options.get("device", "cpu"),
+              "env": {**environment(), "threads": cell_threads(options)},
+              "status": "failed", "metrics": None, "error": error, "wall_time_s": None}
+    if traceback is not None:
+        record["traceback"] = traceback
     return record
 
 
@@ -174,19 +188,43 @@ def prerequisites(cells: list, options: dict) -> list[tuple[dict, str]]:
     return out
 
 
-def preflight(suite: Suite) -> None:
-    """Checks that need the data: an SPC larger than the smallest class."""
+def preflight(suite: Suite, todo: Optional[list] = None) -> None:
+    """Checks that need the data, before any cell trains: every dataset (of the ``todo``
+    cells, when given) loads, keeps signals after its SNR filter and has a test split with
+    every class in it; an SPC is no larger than the smallest class. Loads go through
+    ``load_splits``, memoised (and cached on disk by the generators), so the cells reuse
+    them. One line naming the dataset and the fix, else nothing."""
+    from amrbench.data.splits import split_problem
     from amrbench.resources import load_splits
+    from amrbench.suite import dataset_config
 
+    wanted = None if todo is None else {stable_hash(c["config"]["dataset"]) for c in todo}
     spcs = [b.spc for b in suite.budgets if b is not None and b.spc is not None]
-    if not spcs:
-        return
     for dataset in suite.datasets:
-        train, _ = load_splits(default_registry(), dataset)
+        if wanted is not None and stable_hash(normalise(dataset_config(dataset))) not in wanted:
+            continue
+        where = f"{suite.path}: dataset {dataset['label']!r}"
+        try:
+            train, test = load_splits(default_registry(), dataset)
+        except AmrbenchError as exc:
+            raise AmrbenchError(f"{where}: {exc}") from None
+        problem = split_problem(train, test)
+        if problem:
+            raise AmrbenchError(f"{where}: {problem}")
         smallest = int(train.class_counts().min())
-        if max(spcs) > smallest:
+        if spcs and max(spcs) > smallest:
             raise AmrbenchError(f"{suite.path}: spc: {max(spcs)} exceeds the smallest class of dataset "
                                 f"{dataset['label']!r} ({smallest} training signals); use spc <= {smallest}")
+
+
+def note_changed_data(todo: list, records, path) -> None:
+    """Say once (stderr) why cells of a file-backed dataset run anew: stored cells read
+    the same path when it held other contents (see ``amrbench.data.fingerprint``)."""
+    from amrbench.data.fingerprint import changed_file_note
+
+    note = changed_file_note(todo, records)
+    if note:
+        print(f"amrbench: note: {path}: {note}", file=sys.stderr)
 
 
 def dry_run_report(suite: Suite, cells: list, done: set) -> str:
@@ -246,9 +284,10 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     done = set(stored)
     todo = [c for c in cells if c["key"] not in done]
     note_other_cpus(stored, todo, options, store.path)
+    note_changed_data(todo, stored.values(), store.path)
     executor = registry.create("executor", options.executor, options.executor_params)
     if todo:
-        preflight(suite)
+        preflight(suite, todo)
     errors = registry.call_reporters("amrbench_suite_start", suite=suite, cells=cells, done=done)
     produced = []
     def notify(cell):

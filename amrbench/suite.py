@@ -3,11 +3,19 @@
 A suite names its protocol, datasets, methods, budget axis (``rates:`` or ``spc:``),
 models (``source`` -> ``target`` pairs), seeds, training settings and table layout.
 Unknown keys are errors with "did you mean"; every error names ``file:line``.
+
+Everything a run could trip over later is checked at load, before anything is written:
+the suite name is a plain folder name (results stay inside results/), no two entries of
+an axis share a label or a computation, plugin parameters meet their declared types,
+nested training settings and table metrics are ones the protocol knows, and every
+profile is checked merged with the suite, whichever is chosen. Reading the YAML is
+bounded (aliases, depth, size) and strict (duplicate keys, non-UTF-8 bytes).
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +43,9 @@ TOP_KEYS = {
     "settings": "protocol settings",
     "table": "table layout",
     "profiles": "named overrides, chosen with --profile",
+    "claims": "the paper's claims about the table's rows, checked against the records",
 }
-DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize"}
+DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize", "snr_bins"}
 DATASET_DEFAULTS = {"params": {}, "snr": None, "test_fraction": 0.2, "seed": 0}  # the data-deciding keys
 METHOD_KEYS = {"name", "params", "label"}
 MODEL_KEYS = {"source", "target", "name", "label"}
@@ -54,13 +63,39 @@ TABLE_DEFAULTS = {
     "pool": None,
     "extra_rows": [],
     "metric_labels": None,
+    "ci": None,
+    "ranks": True,
 }
 EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}
 AXES = ("dataset", "method", "budget", "model", "seed", "metric")
 
 
+# Bounds of what a suite file may expand to: YAML aliases can nest aliases ("billion
+# laughs"), so an 800-byte file could otherwise describe billions of values.
+MAX_BYTES = 10 * 2 ** 20
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+SUITE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class _TooDeep(Exception):
+    """Nesting past ``MAX_DEPTH``, at ``args[0]`` (a line number)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads 1e-3 (no dot) as a float, as YAML 1.2 does."""
+    """SafeLoader that also reads 1e-3 (no dot) as a float, as YAML 1.2 does, and stops
+    composing past ``MAX_DEPTH`` levels (deeper nesting costs the scanner quadratic time)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -87,10 +122,15 @@ class Suite:
     description: str = ""
     profile: Optional[str] = None
     raw: dict = field(default_factory=dict)
+    claims: list = field(default_factory=list)
 
 
 class SuiteSource:
-    """The parsed YAML and a map from key paths to line numbers, for error messages."""
+    """The parsed YAML and a map from key paths to line numbers, for error messages.
+
+    Reading is bounded (``MAX_VALUES`` values after alias expansion, ``MAX_DEPTH`` levels)
+    and strict: a key given twice, a list or mapping used as a key and a number that is
+    not finite are errors naming their line."""
 
     def __init__(self, text: str, filename: str):
         self.filename = filename
@@ -103,21 +143,85 @@ class SuiteSource:
             where = f"{filename}:{mark.line + 1}" if mark else filename
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise AmrbenchError(f"{where}: malformed YAML: {problem}; fix the syntax") from None
+        except _TooDeep as exc:
+            raise AmrbenchError(f"{filename}:{exc.args[0]}: the YAML nests deeper than {MAX_DEPTH} levels; "
+                                f"flatten it") from None
+        except RecursionError:
+            raise AmrbenchError(f"{filename}: the YAML nests too deeply to read; flatten it") from None
         finally:
             loader.dispose()
-        self.data = self._build(loader, node, ()) if node is not None else {}
+        if node is None:
+            self.data = {}
+            return
+        self._check_size(node, 0, {})
+        self.data = self._build(loader, node, ())
+
+    def _line(self, node) -> int:
+        return node.start_mark.line + 1
+
+    def _check_size(self, node, depth: int, seen: dict) -> tuple:
+        """(values, levels) of ``node`` with every alias expanded, memoised per node so
+        shared aliases cost nothing to count; errors when either bound is passed."""
+        known = seen.get(id(node))
+        if known is None:
+            if depth > MAX_DEPTH:  # also what an alias that contains itself comes to
+                raise AmrbenchError(f"{self.filename}:{self._line(node)}: the YAML nests deeper than {MAX_DEPTH} "
+                                    f"levels (or an alias contains itself); flatten it")
+            children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                        else node.value if isinstance(node, yaml.SequenceNode) else [])
+            values, levels = 1, 0
+            for child in children:
+                child_values, child_levels = self._check_size(child, depth + 1, seen)
+                values, levels = values + child_values, max(levels, child_levels + 1)
+                if values > MAX_VALUES:
+                    break
+            known = seen[id(node)] = (values, levels)
+        if known[0] > MAX_VALUES:
+            raise AmrbenchError(f"{self.filename}:{self._line(node)}: the YAML expands to more than {MAX_VALUES:,} "
+                                f"values (aliases nested in aliases?); a suite is far smaller, write it out")
+        if depth + known[1] > MAX_DEPTH:
+            raise AmrbenchError(f"{self.filename}:{self._line(node)}: the YAML nests deeper than {MAX_DEPTH} levels; "
+                                f"flatten it")
+        return known
 
     def _build(self, loader, node, path):
-        self.lines[path] = node.start_mark.line + 1
+        self.lines[path] = self._line(node)
         if isinstance(node, yaml.MappingNode):
-            out = {}
+            out, first = {}, {}
             for key_node, value_node in node.value:
-                key = loader.construct_object(key_node)
+                key = self._key(loader, key_node, path)
+                if key in out:
+                    raise self.error(path + (key,), f"duplicate key (first given on line {first[key]}); "
+                                                    f"give each key once", line=self._line(key_node))
+                first[key] = self._line(key_node)
                 out[key] = self._build(loader, value_node, path + (key,))
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._build(loader, item, path + (i,)) for i, item in enumerate(node.value)]
-        return loader.construct_object(node)
+        return self._scalar(loader, node, path)
+
+    def _key(self, loader, node, path):
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(path, "a list or mapping cannot be a key; keys are names such as 'epochs'",
+                             line=self._line(node))
+        key = self._scalar(loader, node, path)
+        try:
+            hash(key)
+        except TypeError:
+            raise self.error(path, f"{node.value!r} cannot be a key; keys are names such as 'epochs'",
+                             line=self._line(node)) from None
+        return key
+
+    def _scalar(self, loader, node, path):
+        try:
+            value = loader.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise self.error(path, f"cannot read {node.value!r}: {problem}", line=self._line(node)) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(path, f"{node.value} is not a finite number; cell keys hold finite numbers only",
+                             line=self._line(node))
+        return value
 
     def where(self, path) -> str:
         path = tuple(path)
@@ -125,9 +229,35 @@ class SuiteSource:
             path = path[:-1]
         return f"{self.filename}:{self.lines.get(path, 1)}"
 
-    def error(self, path, message: str) -> AmrbenchError:
+    def error(self, path, message: str, line: Optional[int] = None) -> AmrbenchError:
         dotted = ".".join(str(p) for p in path)
-        return AmrbenchError(f"{self.where(path)}: {dotted + ': ' if dotted else ''}{message}")
+        where = f"{self.filename}:{line}" if line is not None else self.where(path)
+        return AmrbenchError(f"{where}: {dotted + ': ' if dotted else ''}{message}")
+
+
+class _ProfileSource:
+    """Error locations in a suite merged with one of its profiles: a value the profile
+    sets is reported at its line inside ``profiles:``, the rest at the suite's own."""
+
+    def __init__(self, src: SuiteSource, profile: str, override: dict):
+        self.src, self.prefix, self.override = src, ("profiles", profile), override
+        self.filename = src.filename
+
+    def source_path(self, path) -> tuple:
+        path, node = tuple(path), self.override
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return path  # merged in from the suite's own mapping
+            node = node[key]
+            if not isinstance(node, dict):  # the profile replaces everything below
+                break
+        return self.prefix + path
+
+    def where(self, path) -> str:
+        return self.src.where(self.source_path(path))
+
+    def error(self, path, message: str, line: Optional[int] = None) -> AmrbenchError:
+        return self.src.error(self.source_path(path), message, line)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -140,30 +270,91 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def merge_profile(base: dict, override: dict) -> dict:
+    """The suite with a profile applied: mappings merge key by key, other values are
+    replaced; a profile's ``seeds`` replaces the suite's ``repeats`` and vice versa."""
+    out = deep_merge(base, override)
+    for given, replaced in (("seeds", "repeats"), ("repeats", "seeds")):
+        if given in override and replaced not in override:
+            out.pop(replaced, None)
+    return out
+
+
+def read_suite_text(path: Path) -> str:
+    """The suite file as text: UTF-8 and at most ``MAX_BYTES``, else a one-line error."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AmrbenchError(f"{path}: cannot read the suite file ({exc.strerror or exc}); "
+                            f"check its permissions") from None
+    if len(raw) > MAX_BYTES:
+        raise AmrbenchError(f"{path}: {len(raw):,} bytes is no suite (the limit is {MAX_BYTES:,}); check the path")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise AmrbenchError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the suite as UTF-8") \
+            from None
+
+
 def load_suite(path, profile: Optional[str] = None, seeds: Optional[list] = None, registry=None) -> Suite:
+    """Read, check and resolve a suite. The suite and every one of its profiles are
+    checked in full, whichever is chosen, so a broken profile is found before anyone
+    runs it; ``seeds`` replaces the chosen one's seeds (``--seeds``)."""
+    from amrbench.registry import default_registry
+
     path = Path(path)
     if not path.is_file():
         raise AmrbenchError(f"{path}: suite file not found; pass a YAML file such as suites/quick.yaml")
-    src = SuiteSource(path.read_text(), str(path))
+    src = SuiteSource(read_suite_text(path), str(path))
     if not isinstance(src.data, dict):
         raise src.error((), "a suite must be a YAML mapping of keys such as protocol, datasets, methods")
     data = dict(src.data)
     for key in data:
         if key not in TOP_KEYS:
             raise src.error((key,), f"unknown key{did_you_mean(key, TOP_KEYS)}")
-    profiles = data.pop("profiles", None) or {}
-    if profile is not None:
-        if profile not in profiles:
-            raise AmrbenchError(f"{path}: unknown profile {profile!r}{did_you_mean(profile, profiles)}")
-        override = profiles[profile] or {}
-        for key in override:
-            if key not in TOP_KEYS or key == "profiles":
-                raise src.error(("profiles", profile, key), f"unknown key{did_you_mean(key, set(TOP_KEYS) - {'profiles'})}")
-        data = deep_merge(data, override)
-    if seeds is not None:
-        data.pop("repeats", None)
-        data["seeds"] = list(seeds)
-    return _validate(src, data, path, profile, registry)
+    profiles = _profiles(src, data.pop("profiles", None))
+    if profile is not None and profile not in profiles:
+        raise AmrbenchError(f"{path}: unknown profile {profile!r}{did_you_mean(profile, profiles)}")
+    seeds = _seed_override(seeds)
+    registry = registry or default_registry()
+    chosen = None
+    for name in [None, *profiles]:
+        merged, where = (data, src) if name is None else (merge_profile(data, profiles[name]),
+                                                         _ProfileSource(src, name, profiles[name]))
+        if name == profile and seeds is not None:
+            merged = {**{k: v for k, v in merged.items() if k != "repeats"}, "seeds": seeds}
+        suite = _validate(where, merged, path, name, registry, read_files=name == profile)
+        if name == profile:
+            chosen = suite
+    return chosen
+
+
+def _profiles(src: SuiteSource, profiles) -> dict:
+    """``profiles:``: a mapping of names to mappings of top-level keys."""
+    profiles = profiles or {}
+    if not isinstance(profiles, dict):
+        raise src.error(("profiles",), "must be a mapping of profile names to overrides, e.g. {quick: {seeds: [0]}}")
+    allowed = set(TOP_KEYS) - {"profiles"}
+    for name, override in profiles.items():
+        if not isinstance(name, str):
+            raise src.error(("profiles", name), "a profile name must be a string such as quick")
+        if not isinstance(override or {}, dict):
+            raise src.error(("profiles", name), "must be a mapping of suite keys to override, e.g. {seeds: [0]}")
+        for key in override or {}:
+            if key not in allowed:
+                raise src.error(("profiles", name, key), f"unknown key{did_you_mean(key, allowed)}")
+    return {name: override or {} for name, override in profiles.items()}
+
+
+def _seed_override(seeds) -> Optional[list]:
+    if seeds is None:
+        return None
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise AmrbenchError(f"seeds {seeds}: the seeds that replace the suite's must be distinct non-negative integers")
+    return seeds
 
 
 def _require_list(src, data, key):
@@ -173,46 +364,141 @@ def _require_list(src, data, key):
     return value
 
 
-def _validate(src: SuiteSource, data: dict, path: Path, profile, registry) -> Suite:
-    from amrbench.registry import default_registry
+def _mapping(src, data: dict, key: str, example: str) -> dict:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise src.error((key,), f"must be a mapping, e.g. {example}")
+    return value
 
-    registry = registry or default_registry()
+
+def _validate(src, data: dict, path: Path, profile, registry, read_files: bool = True) -> Suite:
+    """The checked, resolved suite; ``read_files`` False skips what needs the dataset files
+    (a profile not chosen may name files this machine lacks)."""
+    name = _suite_name(src, data, path)
     protocol_name = data.get("protocol", "select")
     try:
         protocol_cls = registry.get("protocol", protocol_name)
-    except AmrbenchError as exc:
-        raise src.error(("protocol",), str(exc)) from None
-    settings = data.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise src.error(("settings",), "must be a mapping")
-    for key in settings:
-        if key not in protocol_cls.defaults:
-            raise src.error(("settings", key), f"unknown setting of protocol {protocol_name!r}{did_you_mean(key, protocol_cls.defaults)}")
-    datasets = [_dataset_spec(src, registry, i, d) for i, d in enumerate(_require_list(src, data, "datasets"))]
-    methods = [_method_spec(src, registry, protocol_cls.method_kind, i, m)
-               for i, m in enumerate(_require_list(src, data, "methods"))]
-    models = [_model_spec(src, registry, i, m) for i, m in enumerate(_require_list(src, data, "models"))]
-    budgets = _budgets(src, data, protocol_cls)
-    seeds = _seeds(src, data)
+    except (AmrbenchError, TypeError) as exc:
+        message = str(exc) if isinstance(exc, AmrbenchError) else "must be a protocol name"
+        raise src.error(("protocol",), message) from None
     try:
-        train = validate_train_settings(data.get("train") or {})
+        train = validate_train_settings(_mapping(src, data, "train", "{epochs: 10, batch_size: 128}"))
     except AmrbenchError as exc:
         raise src.error(("train",), str(exc)) from None
-    table = dict(TABLE_DEFAULTS)
-    for key, value in (data.get("table") or {}).items():
-        if key not in TABLE_DEFAULTS:
-            raise src.error(("table", key), f"unknown key{did_you_mean(key, TABLE_DEFAULTS)}")
-        table[key] = value
-    for key in ("rows", "columns"):
-        if table[key] not in AXES:
-            raise src.error(("table", key), f"must be one of {', '.join(AXES)}")
-    _validate_table_metric(src, table)
-    _validate_extra_rows(src, table)
-    return Suite(
-        name=str(data.get("name") or path.stem), path=str(path), protocol=protocol_name,
+    settings = _settings(src, data, protocol_cls, registry, train)
+    datasets = [_dataset_spec(src, registry, i, d, read_files)
+                for i, d in enumerate(_require_list(src, data, "datasets"))]
+    _no_duplicates(src, "datasets", datasets, lambda d: stable_hash({k: v for k, v in d.items() if k != "label"}))
+    methods = [_method_spec(src, registry, protocol_cls.method_kind, i, m)
+               for i, m in enumerate(_require_list(src, data, "methods"))]
+    _no_duplicates(src, "methods", methods, lambda m: (_class_id(registry, protocol_cls.method_kind, m["name"]),
+                                                       stable_hash(m["params"])))
+    _check_param_overrides(src, settings, protocol_cls, methods, registry)
+    models = [_model_spec(src, registry, i, m) for i, m in enumerate(_require_list(src, data, "models"))]
+    _no_duplicates(src, "models", models, lambda m: (_class_id(registry, "model", m["source"]),
+                                                     _class_id(registry, "model", m["target"])))
+    budgets = _budgets(src, data, protocol_cls)
+    seeds = _seeds(src, data)
+    table = _table(src, data, protocol_cls)
+    version = data.get("version")
+    if not (version is None or isinstance(version, (str, int, float))):
+        raise src.error(("version",), "must be a number or a short string, e.g. 1 or 2024.1")
+    suite = Suite(
+        name=name, path=str(path), protocol=protocol_name,
         datasets=datasets, methods=methods, budgets=budgets, models=models, seeds=seeds,
-        train=train, settings={**protocol_cls.defaults, **settings}, table=table,
-        version=data.get("version"), description=str(data.get("description") or ""), profile=profile, raw=data)
+        train=train, settings=settings, table=table,
+        version=version, description=str(data.get("description") or ""), profile=profile, raw=data)
+    from amrbench.claims import validate_claims
+
+    suite.claims = validate_claims(src, data.get("claims"), suite)
+    return suite
+
+
+def _suite_name(src, data: dict, path: Path) -> str:
+    """The results folder's name: a plain folder name, so results stay inside results/."""
+    given = data.get("name")
+    name = path.stem if given is None or given == "" else given
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not SUITE_NAME.fullmatch(name) or name in (".", ".."):
+        origin = "" if given not in (None, "") else f"the file name gives the name {name!r}, which "
+        raise src.error(("name",) if origin == "" else (),
+                        f"{origin}must be a plain folder name (letters, digits, '-', '_', '.'; not '.' or '..'), "
+                        f"got {name!r}: results go to results/<name>/; e.g. name: my_suite")
+    return name
+
+
+def _class_id(registry, kind: str, name: str) -> str:
+    cls = registry.get(kind, name)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _no_duplicates(src, axis: str, entries: list, identity) -> None:
+    """Two entries of one axis must differ in what they compute and in their label:
+    the table groups by label, so a shared label pools two entries as if they were seeds."""
+    seen, labels = {}, {}
+    for i, entry in enumerate(entries):
+        ident = identity(entry)
+        if ident in seen:
+            raise src.error((axis, i), f"the same entry as {axis}.{seen[ident]} (same name and parameters); "
+                                       f"list it once")
+        label = entry["label"]
+        if label in labels:
+            raise src.error((axis, i), f"label {label!r} is also the label of {axis}.{labels[label]}: tables would "
+                                       f"pool the two as if they were seeds; give each its own label")
+        seen[ident], labels[label] = i, i
+
+
+def _settings(src, data: dict, protocol_cls, registry, train: dict) -> dict:
+    """The protocol's settings: known keys, nested training-setting overrides checked
+    like ``train:``, and whatever the protocol itself checks when it is built."""
+    protocol_name = protocol_cls.name
+    settings = _mapping(src, data, "settings", "{scoring: {epochs: 5}}")
+    for key in settings:
+        if key not in protocol_cls.defaults:
+            raise src.error(("settings", key), f"unknown setting of protocol {protocol_name!r}"
+                                               f"{did_you_mean(key, protocol_cls.defaults)}")
+    for key in protocol_cls.train_settings:
+        overrides = settings.get(key)
+        if overrides is None:
+            continue
+        if not isinstance(overrides, dict):
+            raise src.error(("settings", key), "must be a mapping of training settings, e.g. {epochs: 5}")
+        for sub in overrides:
+            if sub not in TRAIN_DEFAULTS:
+                raise src.error(("settings", key, sub), f"unknown training setting{did_you_mean(sub, TRAIN_DEFAULTS)}")
+        try:
+            validate_train_settings({**train, **overrides})
+        except AmrbenchError as exc:
+            raise src.error(("settings", key), str(exc)) from None
+    try:
+        registry.create("protocol", protocol_name, settings)
+    except AmrbenchError as exc:
+        raise src.error(("settings",), str(exc)) from None
+    return {**protocol_cls.defaults, **settings}
+
+
+def _check_param_overrides(src, settings: dict, protocol_cls, methods: list, registry) -> None:
+    """Settings such as compress's ``fit`` override the parameters of every method that
+    has them: each key must be a parameter of some method, and each method must accept
+    its overridden parameters."""
+    for key in protocol_cls.param_overrides:
+        overrides = settings.get(key) or {}
+        if not isinstance(overrides, dict):
+            raise src.error(("settings", key), "must be a mapping of method parameters, e.g. {epochs: 2}")
+        classes = [registry.get(protocol_cls.method_kind, m["name"]) for m in methods]
+        known = set().union(*(cls.defaults for cls in classes))
+        for sub in overrides:
+            if sub not in known:
+                raise src.error(("settings", key, sub), f"no method of this suite has this parameter"
+                                                        f"{did_you_mean(sub, known)}")
+        for i, (method, cls) in enumerate(zip(methods, classes)):
+            try:
+                cls(**{**method["params"], **{k: v for k, v in overrides.items() if k in cls.defaults}})
+            except AmrbenchError as exc:
+                raise src.error(("settings", key), f"with methods.{i}: {exc}") from None
 
 
 def _as_spec(src, where, value, allowed):
@@ -222,7 +508,70 @@ def _as_spec(src, where, value, allowed):
     for key in spec:
         if key not in allowed:
             raise src.error(where + (key,), f"unknown key{did_you_mean(key, allowed)}")
+    for key in ("name", "source", "target"):
+        if key in spec and not isinstance(spec[key], str):
+            raise src.error(where + (key,), f"must be a plugin name, got {spec[key]!r}")
+    if "label" in spec and not isinstance(spec["label"], (str, int, float)):
+        raise src.error(where + ("label",), f"must be a short text, got {spec['label']!r}")
     return spec
+
+
+def _table(src, data: dict, protocol_cls) -> dict:
+    table = dict(TABLE_DEFAULTS)
+    for key, value in _mapping(src, data, "table", "{metric: accuracy}").items():
+        if key not in TABLE_DEFAULTS:
+            raise src.error(("table", key), f"unknown key{did_you_mean(key, TABLE_DEFAULTS)}")
+        table[key] = value
+    for key in ("rows", "columns"):
+        if table[key] not in AXES:
+            raise src.error(("table", key), f"must be one of {', '.join(AXES)}")
+    group = table["group"]
+    if not (group is None or isinstance(group, list) and all(g in AXES for g in group)):
+        raise src.error(("table", "group"), f"must be a list of axes: {', '.join(AXES)}")
+    _check_look(src, ("table",), table)
+    _validate_table_metric(src, table)
+    _validate_extra_rows(src, table)
+    _validate_metric_names(src, table, protocol_cls)
+    return table
+
+
+def _check_look(src, where: tuple, spec: dict) -> None:
+    """``scale`` a number, ``format`` a format of ``mean`` and ``std``, flags true/false,
+    titles text: what rendering needs, checked before any cell runs."""
+    scale = spec.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise src.error(where + ("scale",), "must be a number, e.g. 100 for percent")
+    fmt = spec.get("format", "{mean}")
+    try:
+        if not isinstance(fmt, str):
+            raise TypeError
+        fmt.format(mean=1.0, std=0.5)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise src.error(where + ("format",), "must be a format of mean and std, e.g. '{mean:.2f}±{std:.2f}'") from None
+    for key in ("higher_is_better", "avg"):
+        if key in spec and not isinstance(spec[key], bool):
+            raise src.error(where + (key,), "must be true or false")
+    for key in ("title", "caption"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise src.error(where + (key,), "must be text")
+
+
+def _validate_metric_names(src, table: dict, protocol_cls) -> None:
+    """Every metric the table reads must be one the protocol records (when it declares
+    its metrics): an unknown name would give an empty table."""
+    wanted = [(("table", "metric"), m) for m in ([table["metric"]] if isinstance(table["metric"], str)
+                                                 else table["metric"])]
+    if table["pool"] is not None:
+        wanted.append((("table", "pool"), table["pool"]))
+    for j, row in enumerate(table["extra_rows"] or []):
+        wanted += [(("table", "extra_rows", j, key), row[key]) for key in ("metric", "pool")
+                   if row.get(key) is not None]
+    for where, metric in wanted:
+        if not isinstance(metric, str):
+            raise src.error(where, f"must be a metric name, got {metric!r}")
+        if not protocol_cls.produces(metric):
+            raise src.error(where, f"protocol {protocol_cls.name!r} records no metric {metric!r}"
+                                   f"{did_you_mean(metric, protocol_cls.metrics)}")
 
 
 def _validate_table_metric(src: SuiteSource, table: dict) -> None:
@@ -254,26 +603,38 @@ def _validate_extra_rows(src: SuiteSource, table: dict) -> None:
                 raise src.error(("table", "extra_rows", j, key), f"unknown key{did_you_mean(key, EXTRA_ROW_KEYS)}")
         if row.get("position", "last") not in ("first", "last"):
             raise src.error(("table", "extra_rows", j, "position"), "must be first or last")
+        _check_look(src, ("table", "extra_rows", j), row)
 
 
-def _plugin_params(src, where, registry, kind, name, params):
+def _plugin(src, where, registry, kind, name, params):
+    """The plugin built with the suite's parameters (its own checks run here)."""
     if params is not None and not isinstance(params, dict):
         raise src.error(where + ("params",), "must be a mapping")
     try:
-        plugin = registry.create(kind, name, params or {})
+        return registry.create(kind, name, params or {})
     except AmrbenchError as exc:
         raise src.error(where, str(exc)) from None
-    return plugin.params
 
 
-def _dataset_spec(src, registry, i, value):
+def _check_snr_grid(src, where, plugin, snr) -> None:
+    """An SNR filter must keep some of the dataset's SNRs (when its grid is known
+    without loading the data)."""
+    grid = plugin.snr_values() if snr is not None else None
+    if grid is not None and not plugin.snr_values(tuple(snr)):
+        shown = ", ".join(f"{v:g}" for v in grid) if len(grid) <= 8 else f"{min(grid):g} .. {max(grid):g}"
+        raise src.error(where + ("snr",), f"no SNR of dataset {plugin.name!r} ({shown} dB) lies in "
+                                          f"[{snr[0]}, {snr[1]}]; widen the filter or the dataset's SNR parameters")
+
+
+def _dataset_spec(src, registry, i, value, read_files: bool = True):
     where = ("datasets", i)
     spec = _as_spec(src, where, value, DATASET_KEYS)
-    params = _plugin_params(src, where, registry, "dataset", spec["name"], spec.get("params"))
+    plugin = _plugin(src, where, registry, "dataset", spec["name"], spec.get("params"))
+    params = plugin.params
     snr = spec.get("snr")
-    if snr is not None and (not isinstance(snr, list) or len(snr) != 2 or not all(isinstance(v, (int, float)) for v in snr)
-                            or snr[0] > snr[1]):
+    if snr is not None and not (_numbers(snr) and len(snr) == 2 and snr[0] <= snr[1]):
         raise src.error(where + ("snr",), "must be [low, high] in dB, e.g. [10, 18]")
+    _check_snr_grid(src, where, plugin, snr)
     test_fraction = spec.get("test_fraction", DATASET_DEFAULTS["test_fraction"])
     if not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise src.error(where + ("test_fraction",), "must be a number in (0, 1); the default 0.2 is the 4:1 split")
@@ -283,16 +644,33 @@ def _dataset_spec(src, registry, i, value):
     standardize = spec.get("standardize", False)
     if not isinstance(standardize, bool):
         raise src.error(where + ("standardize",), "must be true or false (per-channel mean/std of the training split)")
+    snr_bins = spec.get("snr_bins")
+    if snr_bins is not None:
+        snr_bins = _snr_bins(src, where, snr_bins)
+    try:
+        fingerprint = plugin.fingerprint() if read_files else None  # a file's contents, in the keys of its cells
+    except AmrbenchError as exc:
+        raise src.error(where, str(exc)) from None
     return {"name": spec["name"], "params": params, "snr": snr, "test_fraction": float(test_fraction), "seed": data_seed,
-            "standardize": standardize,
+            "standardize": standardize, "snr_bins": snr_bins, "fingerprint": fingerprint,
             "label": str(spec.get("label") or spec["name"] + (f" [{snr[0]}, {snr[1]}] dB" if snr else "")
                          + (" standardised" if standardize else ""))}
+
+
+def _snr_bins(src, where, value):
+    """``snr_bins`` (stratification only): a bin width in dB, or a list of bin edges."""
+    from amrbench.data.splits import snr_bins_problem
+
+    problem = snr_bins_problem(value)
+    if problem:
+        raise src.error(where + ("snr_bins",), problem)
+    return [float(v) for v in value] if isinstance(value, list) else float(value)
 
 
 def _method_spec(src, registry, kind, i, value):
     where = ("methods", i)
     spec = _as_spec(src, where, value, METHOD_KEYS)
-    params = _plugin_params(src, where, registry, kind, spec["name"], spec.get("params"))
+    params = _plugin(src, where, registry, kind, spec["name"], spec.get("params")).params
     return {"name": spec["name"], "params": params, "label": str(spec.get("label") or spec["name"])}
 
 
@@ -322,24 +700,41 @@ def _budgets(src, data, protocol_cls):
         for j, r in enumerate(_require_list(src, data, "rates")):
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
                 raise src.error(("rates", j), f"rate {r!r} must lie in (0, 1], e.g. 0.05 for 5%")
-        return [Budget(rate=float(r)) for r in rates]
+        return _distinct_budgets(src, "rates", [Budget(rate=float(r)) for r in rates])
     for j, s in enumerate(_require_list(src, data, "spc")):
         if isinstance(s, bool) or not isinstance(s, int) or s < 1:
             raise src.error(("spc", j), f"signals per class {s!r} must be a positive integer")
-    return [Budget(spc=int(s)) for s in spc]
+    return _distinct_budgets(src, "spc", [Budget(spc=int(s)) for s in spc])
+
+
+def _distinct_budgets(src, key: str, budgets: list) -> list:
+    """Budgets whose labels coincide would pool in the table (0.05 and 0.0500001 are both 5%)."""
+    first = {}
+    for j, budget in enumerate(budgets):
+        if budget.label() in first:
+            raise src.error((key, j), f"{budget.label()} repeats {key}.{first[budget.label()]}; list each budget once")
+        first[budget.label()] = j
+    return budgets
+
+
+def _numbers(values) -> bool:
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _seeds(src, data):
+    if "seeds" in data and "repeats" in data:
+        raise src.error(("repeats",), "give either seeds or repeats, not both")
     if "seeds" in data:
         seeds = _require_list(src, data, "seeds")
-        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise src.error(("seeds",), "seeds must be non-negative integers")
+        for j, seed in enumerate(seeds):
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise src.error(("seeds", j), f"seeds must be non-negative integers, got {seed!r}")
         if len(set(seeds)) != len(seeds):
             raise src.error(("seeds",), "seeds must be distinct")
         return list(seeds)
     repeats = data.get("repeats", 1)
-    if not isinstance(repeats, int) or repeats < 1:
-        raise src.error(("repeats",), "must be a positive integer")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise src.error(("repeats",), f"must be a positive integer (seeds 0..repeats-1), got {repeats!r}")
     return list(range(repeats))
 
 
@@ -350,6 +745,9 @@ def dataset_config(dataset: dict) -> dict:
     config = {"name": dataset["name"], **{k: dataset.get(k, default) for k, default in DATASET_DEFAULTS.items()}}
     if dataset.get("standardize"):
         config["standardize"] = True
+    for optional in ("snr_bins", "fingerprint"):  # only when set: keys without them stay what they were
+        if dataset.get(optional) is not None:
+            config[optional] = dataset[optional]
     return config
 
 

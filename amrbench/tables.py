@@ -1,25 +1,52 @@
-"""Paper-style tables from stored records: mean±std per cell, best per column in bold,
-the number of repeats stated in the caption; Markdown, LaTeX, CSV and HTML.
+"""Paper-style tables from stored records: one value per cell with its uncertainty,
+honest bold, average ranks, the profile that made the records; Markdown, LaTeX, CSV
+and HTML.
 
-Aggregation: pandas, sample standard deviation (ddof=1; 0 when a cell has one repeat).
-The best value is chosen on means rounded to the displayed precision, so ties that look
-equal are all bold. Rows and columns keep the suite's order.
+- Cell: the mean over seeds (or over the pooled values of ``pool:``, e.g. every
+  evaluation model of every seed) ± the sample standard deviation (ddof=1, 0 with one
+  value), or with ``table: {ci: 95}`` ± the half-width of the 95 % Student t-interval
+  (the suite's ``format`` receives it as ``std``, and the caption says so). A cell with
+  a single value then shows its mean alone. ``(n=…)`` marks every cell whose
+  count differs from the caption's.
+- Bold: the best cell of a column (on means rounded to the displayed precision, so
+  ties that look equal are all bold) and every cell not significantly worse than it: a
+  one-sided paired t-test at α = 0.05 (see amrbench.stats for why not Wilcoxon). Values
+  pair when they share every axis the table does not show (the seed; with ``pool:`` also
+  the position in the pooled list). A column whose best cell has one value, or a cell
+  with fewer than two pairs in common with the best, is not bold: no comparison, no
+  claim. The Avg column (mean of the displayed column means) is bold by the same rule
+  over the per-pair averages across the columns.
+- Rank: each row's average rank (1 = best, ties averaged) over the table's columns,
+  counting only columns where every row with any value has one; shown with 2+ such rows
+  and columns (``ranks: false`` hides it). Under the tables: average ranks and the
+  Friedman test over every complete (group, column) block of displayed means, the
+  blocks of the critical-difference diagram (amrbench.figures).
+- Profile: every format states the profile that made the records, the training-set
+  size per dataset (records' ``n_train``, else the dataset spec), seeds and epochs;
+  the ``quick`` profile is labelled a smoke test.
+Rows and columns keep the suite's order.
 """
 from __future__ import annotations
 
 import csv
 import html
 import io
+import json
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from amrbench import stats
 from amrbench.api import AmrbenchError
 
 FORMATS = ("markdown", "latex", "csv", "html")
+AXES = ("dataset", "method", "budget", "model", "seed", "metric")
+SMOKE_PROFILE = "quick"
 
 
 def metric_names(layout: dict) -> list:
@@ -32,10 +59,23 @@ def metric_labels(layout: dict) -> list:
     return [str(x) for x in (layout.get("metric_labels") or metric_names(layout))]
 
 
+def axis_labels(suite) -> dict:
+    """Every axis's labels in the suite's order."""
+    return {
+        "metric": metric_labels(suite.table),
+        "dataset": [d["label"] for d in suite.datasets],
+        "method": [m["label"] for m in suite.methods],
+        "budget": [b.label() if b else "" for b in suite.budgets],
+        "model": [m["label"] for m in suite.models],
+        "seed": list(suite.seeds),
+    }
+
+
 def records_frame(records: list, metric, pool: Optional[str] = None, labels: Optional[list] = None) -> pd.DataFrame:
     """One row per ok record and metric name (``metric`` is a name or a list; its
     ``labels`` fill the ``metric`` column); with ``pool``, one row per entry of the
-    record's list metric ``pool`` (e.g. the accuracies of its evaluation models)."""
+    record's list metric ``pool`` (e.g. the accuracies of its evaluation models), its
+    index in ``position`` (0 without ``pool``)."""
     names = [metric] if isinstance(metric, str) else list(metric)
     labels = labels or names
     rows = []
@@ -47,9 +87,40 @@ def records_frame(records: list, metric, pool: Optional[str] = None, labels: Opt
             values = metrics.get(pool) if pool else [metrics.get(name)]
             if not isinstance(values, list):
                 continue
-            rows += [{**r["labels"], "metric": label, "value": float(v)} for v in values
+            rows += [{**r["labels"], "metric": label, "position": k, "value": float(v)} for k, v in enumerate(values)
                      if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return pd.DataFrame(rows, columns=["dataset", "method", "budget", "model", "seed", "metric", "value"])
+    return pd.DataFrame(rows, columns=[*AXES, "position", "value"])
+
+
+def table_axes(layout: dict) -> tuple:
+    """(rows axis, columns axis, group axes) of a layout."""
+    rows_axis, cols_axis = layout["rows"], layout["columns"]
+    return rows_axis, cols_axis, [g for g in (layout["group"] or []) if g not in (rows_axis, cols_axis)]
+
+
+def pair_axes(layout: dict) -> list:
+    """The axes a cell's values differ by, and so pair on: every axis the table does
+    not show (the seed, and any axis pooled into a cell) plus the pooled position."""
+    rows_axis, cols_axis, groups = table_axes(layout)
+    return [a for a in (*AXES, "position") if a not in (rows_axis, cols_axis, *groups)]
+
+
+def cell_samples(frame: pd.DataFrame, rows_axis: str, cols_axis: str, pairs: list) -> dict:
+    """(row label, column label) -> the cell's raw values as {pair key: value}, the pair
+    key a tuple over ``pairs`` (values sharing a key are averaged)."""
+    collected = {}
+    columns = [frame[a].tolist() for a in (rows_axis, cols_axis, *pairs)] + [frame["value"].tolist()]
+    for r, c, *rest in zip(*columns):
+        *key, value = rest
+        collected.setdefault((r, c), {}).setdefault(tuple(key), []).append(value)
+    return {cell: {k: v[0] if len(v) == 1 else float(np.mean(v)) for k, v in by_key.items()}
+            for cell, by_key in collected.items()}
+
+
+def paired(a: dict, b: dict) -> tuple:
+    """The values of two cells on their common pair keys, in key order, as two arrays."""
+    common = sorted(a.keys() & b.keys(), key=repr)
+    return np.array([a[k] for k in common], dtype=float), np.array([b[k] for k in common], dtype=float)
 
 
 def _decimals(fmt: str) -> int:
@@ -57,33 +128,43 @@ def _decimals(fmt: str) -> int:
     return int(found.group(1)) if found else 2
 
 
-class Table:
-    """One rendered table: header, row labels, cell strings, bold flags, caption."""
+def confidence(layout: dict) -> Optional[float]:
+    """The table's confidence level as a fraction (``ci: 95`` -> 0.95), or None."""
+    return float(layout["ci"]) / 100 if layout.get("ci") else None
 
-    def __init__(self, title: str, header: list, rows: list, cells: list, bold: list, caption: str):
-        self.title, self.header, self.rows, self.cells, self.bold, self.caption = title, header, rows, cells, bold, caption
+
+@dataclass
+class Table:
+    """One rendered table: header, row labels, cell strings, bold flags, caption; and,
+    for figures and claims, the raw values behind each cell."""
+
+    title: str
+    header: list
+    rows: list
+    cells: list
+    bold: list
+    caption: str
+    group: dict = field(default_factory=dict)
+    row_values: list = field(default_factory=list)
+    col_values: list = field(default_factory=list)
+    samples: dict = field(default_factory=dict)  # (row, column) -> {pair key: raw value}
+    pair_names: list = field(default_factory=list)  # the axes of a pair key
+    means: Optional[np.ndarray] = None  # displayed (rounded, scaled) means, rows x columns
 
 
 def build_tables(suite, records: list) -> list[Table]:
     layout = suite.table
     frame = records_frame(records, layout["metric"], layout.get("pool"), metric_labels(layout))
-    order = {
-        "metric": metric_labels(layout),
-        "dataset": [d["label"] for d in suite.datasets],
-        "method": [m["label"] for m in suite.methods],
-        "budget": [b.label() if b else "" for b in suite.budgets],
-        "model": [m["label"] for m in suite.models],
-        "seed": list(suite.seeds),
-    }
-    rows_axis, cols_axis = layout["rows"], layout["columns"]
-    groups = [g for g in (layout["group"] or []) if g not in (rows_axis, cols_axis)]
+    order = axis_labels(suite)
+    rows_axis, cols_axis, groups = table_axes(layout)
     tables = []
     for group_values in _group_values(order, groups):
         selected = frame
         for axis, value in zip(groups, group_values):
             selected = selected[selected[axis] == value]
         title = " · ".join(str(v) for v in group_values) or (layout["title"] or suite.name)
-        table = _one_table(suite, selected, order[rows_axis], order[cols_axis], rows_axis, cols_axis, title)
+        table = _one_table(suite, selected, order[rows_axis], order[cols_axis], title)
+        table.group = dict(zip(groups, group_values))
         in_group = [r for r in records if r.get("status") == "ok"
                     and all(r["labels"].get(a) == v for a, v in zip(groups, group_values))]
         for spec in layout.get("extra_rows") or []:
@@ -95,7 +176,7 @@ def build_tables(suite, records: list) -> list[Table]:
 def _add_extra_row(table, spec: dict, records: list, col_values: list, cols_axis: str, layout: dict) -> None:
     """A row from another metric (e.g. the SPC ratio, the whole-dataset accuracy): per
     column, one record per seed (they repeat the value across methods), its ``metric``
-    (or the entries of its list ``pool``), mean ± std; never bold, no Avg."""
+    (or the entries of its list ``pool``), mean ± std; never bold, no Avg or Rank."""
     scale = float(spec.get("scale", layout["scale"]))
     fmt = spec.get("format", layout["format"])
     texts = []
@@ -113,8 +194,7 @@ def _add_extra_row(table, spec: dict, records: list, col_values: list, cols_axis
             continue
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         texts.append(fmt.format(mean=float(np.mean(values)) * scale, std=std * scale))
-    if len(table.header) > len(col_values) + 1:  # the Avg column
-        texts.append("")
+    texts += [""] * (len(table.header) - 1 - len(texts))  # the Avg and Rank columns
     at = 0 if spec.get("position", "last") == "first" else len(table.rows)
     table.rows.insert(at, str(spec["label"]))
     table.cells.insert(at, texts)
@@ -128,62 +208,226 @@ def _group_values(order: dict, groups: list) -> list:
     return combos
 
 
-def _one_table(suite, frame, row_values, col_values, rows_axis, cols_axis, title) -> Table:
+def _cell_text(fmt: str, mean: float, std: float, values: dict, scale: float, level: Optional[float]) -> str:
+    """The suite's ``format`` filled with the mean and the std (or the CI half-width)."""
+    if level is None:
+        return fmt.format(mean=mean * scale, std=std * scale)
+    if len(values) < 2:  # no interval from one value: the mean alone
+        found = re.search(r"\{mean(:[^}]*)?\}", fmt)
+        return found.group(0).format(mean=mean * scale) if found else fmt.format(mean=mean * scale, std=float("nan"))
+    _, low, high = stats.t_interval(list(values.values()), level)
+    return fmt.format(mean=mean * scale, std=(high - low) / 2 * scale)
+
+
+def _one_table(suite, frame, row_values, col_values, title) -> Table:
     layout = suite.table
-    scale, fmt = float(layout["scale"]), layout["format"]
+    rows_axis, cols_axis, _ = table_axes(layout)
+    scale, fmt, level = float(layout["scale"]), layout["format"], confidence(layout)
     digits = _decimals(fmt)
-    stats = frame.groupby([rows_axis, cols_axis])["value"].agg(["mean", "std", "count"]) if len(frame) else None
+    samples = cell_samples(frame, rows_axis, cols_axis, pair_axes(layout))
+    # mean, std and count as pandas aggregates them (the numbers committed tables show)
+    summary = frame.groupby([rows_axis, cols_axis])["value"].agg(["mean", "std", "count"]) if len(frame) else None
     means = np.full((len(row_values), len(col_values)), np.nan)
+    exact = np.full_like(means, np.nan)  # unrounded, to pick the reference among ties
     texts = [["–"] * len(col_values) for _ in row_values]
-    counts = set()
-    expected = len(suite.seeds) if "seed" not in (rows_axis, cols_axis) else 1
-    if layout.get("pool") and stats is not None and len(stats):
-        expected = int(stats["count"].mode().iloc[0])  # pooled values per cell (e.g. seeds x models)
+    counts = {int(n) for n in summary["count"]} if summary is not None else set()
+    expected = len(suite.seeds) if "seed" in pair_axes(layout) else 1
+    if layout.get("pool") and samples:
+        expected = int(summary["count"].mode().iloc[0])  # pooled values per cell (e.g. seeds x models)
     for i, r in enumerate(row_values):
         for j, c in enumerate(col_values):
-            if stats is None or (r, c) not in stats.index:
+            values = samples.get((r, c))
+            if values is None:
                 continue
-            mean, std, count = stats.loc[(r, c)]
-            std = 0.0 if count < 2 or np.isnan(std) else std
-            means[i, j] = round(mean * scale, digits)
-            texts[i][j] = fmt.format(mean=mean * scale, std=std * scale) + (f" (n={int(count)})" if count != expected else "")
-            counts.add(int(count))
+            mean, std, count = summary.loc[(r, c)]
+            std = 0.0 if count < 2 or np.isnan(std) else float(std)
+            exact[i, j] = float(mean) * scale
+            means[i, j] = round(exact[i, j], digits)
+            texts[i][j] = _cell_text(fmt, float(mean), std, values, scale, level) + \
+                (f" (n={int(count)})" if count != expected else "")
+    cell_values = [[samples.get((r, c)) for c in col_values] for r in row_values]
+    bold = np.column_stack([_bold_column(means[:, j], exact[:, j], [row[j] for row in cell_values], layout)
+                            for j in range(len(col_values))]) if len(col_values) and len(row_values) else \
+        np.zeros((len(row_values), len(col_values)), dtype=bool)
     header = [rows_axis.capitalize()] + [str(c) for c in col_values]
     if layout["avg"] and len(col_values) > 1:
         header.append("Avg")
-        full = ~np.isnan(means).any(axis=1)
-        avg = np.array([round(float(np.mean(means[i])), digits) if full[i] else np.nan for i in range(len(row_values))])
-        means = np.column_stack([means, avg]) if len(row_values) else means
+        avg_texts, avg_bold = _avg_column(means, cell_values, layout, digits)
         for i in range(len(row_values)):
-            texts[i].append(f"{avg[i]:.{digits}f}" if full[i] else "–")
-    bold = _best(means, layout["higher_is_better"])
-    n_text = ", ".join(str(n) for n in sorted(counts)) if counts else "0"
-    over = f"the pooled {layout['pool']} (n = {n_text} per cell)" if layout.get("pool") else f"n = {n_text} seed(s) per cell"
-    caption = layout["caption"] or (", ".join(metric_names(layout)) + (f" ×{scale:g}" if scale != 1 else "") +
-                                    f", mean ± std over {over}; best per column in bold.")
-    if counts and counts != {expected}:
-        caption += (f" Cells marked (n=…) have a different number of values than the usual {expected}." if layout.get("pool")
-                    else f" Cells marked (n=…) have a different number of repeats than the suite's {expected}.")
-    return Table(title, header, [str(r) for r in row_values], texts, bold.tolist(), caption)
+            texts[i].append(avg_texts[i])
+        bold = np.column_stack([bold, avg_bold])
+    ranks = average_ranks(means, layout) if layout.get("ranks", True) else None
+    if ranks is not None:
+        header.append("Rank")
+        for i in range(len(row_values)):
+            texts[i].append(f"{ranks[i]:.2f}" if np.isfinite(ranks[i]) else "–")
+        bold = np.column_stack([bold, np.zeros(len(row_values), dtype=bool)])
+    caption = _caption(suite, frame, counts, expected, ranks is not None)
+    return Table(title, header, [str(r) for r in row_values], texts, bold.tolist(), caption,
+                 row_values=list(row_values), col_values=list(col_values), samples=samples,
+                 pair_names=pair_axes(layout), means=means)
 
 
-def _best(means: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    bold = np.zeros(means.shape, dtype=bool)
-    for j in range(means.shape[1] if means.ndim == 2 else 0):
-        column = means[:, j]
-        if np.isnan(column).all():
+def _bold_column(shown: np.ndarray, exact: np.ndarray, values: list, layout: dict) -> np.ndarray:
+    """Bold flags of one column: the best shown value (ties all bold) and every cell
+    not significantly worse than the best by the one-sided paired t-test; nothing when
+    the best has fewer than two values."""
+    bold = np.zeros(len(shown), dtype=bool)
+    if np.isnan(shown).all():
+        return bold
+    higher = bool(layout["higher_is_better"])
+    best = np.nanmax(shown) if higher else np.nanmin(shown)
+    tied = np.flatnonzero(shown == best)
+    reference = tied[np.argmax(exact[tied]) if higher else np.argmin(exact[tied])]
+    if values[reference] is None or len(values[reference]) < 2:
+        return bold
+    bold[tied] = True
+    for i, other in enumerate(values):
+        if other is None or bold[i]:
             continue
-        best = np.nanmax(column) if higher_is_better else np.nanmin(column)
-        bold[:, j] = column == best
+        worse = stats.significantly_worse(*paired(values[reference], other), higher)
+        bold[i] = worse is False
     return bold
+
+
+def _avg_column(means: np.ndarray, cell_values: list, layout: dict, digits: int) -> tuple:
+    """The Avg column's texts (mean of the displayed column means) and its bold flags,
+    tested over each row's per-pair averages across the columns (pairs present in
+    every column)."""
+    full = ~np.isnan(means).any(axis=1)
+    avg = np.array([round(float(np.mean(means[i])), digits) if full[i] else np.nan for i in range(len(means))])
+    per_pair = []
+    for i, row in enumerate(cell_values):
+        if not full[i]:
+            per_pair.append(None)
+            continue
+        common = set.intersection(*(set(cell) for cell in row))
+        per_pair.append({k: float(np.mean([cell[k] for cell in row])) for k in common} or None)
+    exact = np.array([float(np.mean(list(p.values()))) if p else np.nan for p in per_pair])
+    texts = [f"{avg[i]:.{digits}f}" if full[i] else "–" for i in range(len(means))]
+    return texts, _bold_column(avg, exact, per_pair, layout)
+
+
+def average_ranks(means: np.ndarray, layout: dict) -> Optional[list]:
+    """Each row's average rank over the columns where every row with any value has one
+    (1 = best, ties averaged; on displayed means), NaN for a row without values; None
+    with fewer than 2 such rows or 2 such columns."""
+    present = ~np.isnan(means).all(axis=1) if means.size else np.zeros(len(means), dtype=bool)
+    shown = means[present]
+    complete = shown[:, ~np.isnan(shown).any(axis=0)] if shown.size else shown
+    if shown.shape[0] < 2 or complete.ndim < 2 or complete.shape[1] < 2:
+        return None
+    ranks = stats.average_ranks(pd.DataFrame(complete.T), bool(layout["higher_is_better"])).to_numpy()
+    out = np.full(len(means), np.nan)
+    out[present] = ranks
+    return out.tolist()
+
+
+def _caption(suite, frame, counts: set, expected: int, ranked: bool) -> str:
+    layout = suite.table
+    scale, level = float(layout["scale"]), confidence(layout)
+    n_text = ", ".join(str(n) for n in sorted(counts)) if counts else "0"
+    pooled = bool(layout.get("pool"))
+    over = f"the pooled {layout['pool']} (n = {n_text} per cell)" if pooled else f"n = {n_text} seed(s) per cell"
+    spread = f"± half-width of the {layout['ci']:g} % t-interval" if level else "± std"
+    text = layout["caption"] or (", ".join(metric_names(layout)) + (f" ×{scale:g}" if scale != 1 else ""))
+    text = f"{text.rstrip('.')}; mean {spread} over {over}."
+    if counts and counts != {expected}:
+        text += (f" Cells marked (n=…) have a different number of values than the usual {expected}." if pooled
+                 else f" Cells marked (n=…) have a different number of repeats than the suite's {expected}.")
+    if not counts or max(counts) < 2:
+        text += " 1 value per cell: no comparison, nothing in bold." if pooled else " 1 seed: no comparison, nothing in bold."
+    else:
+        text += (f" Bold: the best per column and every cell not significantly worse than it (one-sided paired "
+                 f"t-test, α = {stats.ALPHA:g}, pairs share {_pairing_text(layout, frame)})"
+                 + ("; Avg by the same test on per-pair averages." if layout["avg"] else "."))
+    if ranked:
+        text += " Rank: average rank over the columns (1 = best, ties averaged)."
+    return text
+
+
+def _pairing_text(layout: dict, frame: pd.DataFrame) -> str:
+    """What values pair on, in words: 'the seed', or e.g. 'the seed and the position in accuracies'."""
+    varying = [a for a in pair_axes(layout) if a != "position" and len(frame) and frame[a].nunique() > 1] or ["seed"]
+    words = [f"the {a}" for a in varying] + ([f"the position in {layout['pool']}"] if layout.get("pool") else [])
+    return " and ".join(words)
+
+
+# --------------------------------------------------------------------------- the profile
+def is_smoke(suite) -> bool:
+    """Records of the ``quick`` profile (or the ``quick`` smoke suite itself) check the
+    machinery; they do not rank methods."""
+    return suite.profile == SMOKE_PROFILE or (suite.profile is None and suite.name == SMOKE_PROFILE)
+
+
+def profile_text(suite, records: list) -> str:
+    """One sentence on what made the records: the profile, the training-set size per
+    dataset (records' ``n_train`` if present, else the dataset spec), seeds and epochs."""
+    name = f"profile `{suite.profile}`" if suite.profile else "default profile"
+    smoke = " (smoke test: not a ranking)" if is_smoke(suite) else ""
+    train = {**suite.train, **((suite.settings or {}).get("classifier") or {})}
+    seeds, epochs = len(suite.seeds), train.get("epochs", "?")
+    return (f"Records of the {name}{smoke}: training set {_train_sizes(suite, records)}; "
+            f"{seeds} seed{'s' if seeds != 1 else ''}; {epochs} epoch{'s' if epochs != 1 else ''}.")
+
+
+def _train_sizes(suite, records: list) -> str:
+    sizes = {}
+    for r in records:
+        n = (r.get("metrics") or {}).get("n_train") if r.get("status") == "ok" else None
+        if isinstance(n, int) and not isinstance(n, bool):
+            sizes.setdefault(r["labels"].get("dataset"), set()).add(n)
+    raw = (suite.raw or {}).get("datasets") or []
+    parts = []
+    for i, dataset in enumerate(suite.datasets):
+        found = sizes.get(dataset["label"])
+        if found:
+            lo, hi = min(found), max(found)
+            count = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+            parts.append(f"{dataset['label']} {count} signals")
+        else:
+            given = raw[i].get("params") if i < len(raw) and isinstance(raw[i], dict) else None
+            spec = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted((given or {}).items()))
+            parts.append(f"{dataset['label']} (size not recorded; {dataset['name']}{': ' + spec if spec else ''})")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- ranks over all blocks
+def rank_blocks(tables: list) -> pd.DataFrame:
+    """One row per complete (group, column) block of displayed means, one column per
+    row label that has any value: the blocks of the Friedman test and the
+    critical-difference diagram."""
+    if not tables or tables[0].means is None:
+        return pd.DataFrame()
+    blocks = [pd.Series(t.means[:, j], index=[str(r) for r in t.row_values], name=(t.title, str(c)))
+              for t in tables for j, c in enumerate(t.col_values)]
+    frame = pd.DataFrame(blocks).dropna(axis=1, how="all")  # rows with no value anywhere take no part
+    return frame.dropna(axis=0, how="any")
+
+
+def rank_summary(suite, tables: list) -> Optional[str]:
+    """Average ranks over every block and the Friedman test, in one sentence; None when
+    the test cannot be computed."""
+    blocks = rank_blocks(tables)
+    result = stats.friedman(blocks) if len(blocks) else None
+    if result is None:
+        return None
+    ranks = stats.average_ranks(blocks, bool(suite.table["higher_is_better"]))
+    listed = ", ".join(f"{k} {v:.2f}" for k, v in ranks.items())
+    return (f"Average rank over {result.blocks} blocks (group × column): {listed}. "
+            f"Friedman χ² = {result.statistic:.2f}, p = {result.pvalue:.3g}.")
 
 
 # --------------------------------------------------------------------------- rendering
 def render(suite, records: list, fmt: str = "markdown") -> str:
     if fmt not in FORMATS:
         raise AmrbenchError(f"--format {fmt!r}: allowed: {', '.join(FORMATS)}")
+    from amrbench.claims import evaluate_claims
+
     tables = build_tables(suite, records)
-    return {"markdown": _markdown, "latex": _latex, "csv": _csv, "html": _html}[fmt](suite, tables)
+    extras = {"profile": profile_text(suite, records), "ranks": rank_summary(suite, tables),
+              "claims": evaluate_claims(suite, records, tables)}
+    return {"markdown": _markdown, "latex": _latex, "csv": _csv, "html": _html}[fmt](suite, tables, extras)
 
 
 def _styled(table: Table, on, off="") -> list:
@@ -191,12 +435,19 @@ def _styled(table: Table, on, off="") -> list:
             for row, texts, bolds in zip(table.rows, table.cells, table.bold)]
 
 
-def _markdown(suite, tables) -> str:
-    parts = [f"# {suite.name}\n"]
+def _markdown(suite, tables, extras) -> str:
+    from amrbench.claims import CLAIMS_NOTE, claim_line
+
+    parts = [f"# {suite.name}\n", f"*{extras['profile']}*\n"]
     for t in tables:
         body = tabulate(_styled(t, "**", "**"), headers=t.header, tablefmt="pipe", disable_numparse=True,
                         colalign=["left"] + ["right"] * (len(t.header) - 1))
         parts.append(f"## {t.title}\n\n{body}\n\n*{t.caption}*\n")
+    if extras["ranks"]:
+        parts.append(f"*{extras['ranks']}*\n")
+    if extras["claims"]:
+        lines = "\n".join(f"- {claim_line(c, markdown=True)}" for c in extras["claims"])
+        parts.append(f"## Claims\n\n*{CLAIMS_NOTE}*\n\n{lines}\n")
     return "\n".join(parts)
 
 
@@ -206,13 +457,17 @@ _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 def latex_escape(text: str) -> str:
     text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return text.replace("±", r"$\pm$").replace("→", r"$\rightarrow$").replace("×", r"$\times$")
+    return (text.replace("±", r"$\pm$").replace("→", r"$\rightarrow$").replace("×", r"$\times$")
+            .replace("α", r"$\alpha$").replace("χ²", r"$\chi^2$"))
 
 
-def _latex(suite, tables) -> str:
+def _latex(suite, tables, extras) -> str:
+    from amrbench.claims import claim_line
+
     parts = []
     for t in tables:
-        lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(t.title)}: {latex_escape(t.caption)}}}",
+        caption = f"{t.title}: {t.caption} {extras['profile']}"
+        lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(caption)}}}",
                  r"\begin{tabular}{l" + "r" * (len(t.header) - 1) + "}", r"\toprule",
                  " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
         for row in _styled(t, "\x00", "\x01"):
@@ -220,24 +475,74 @@ def _latex(suite, tables) -> str:
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         parts.append("\n".join(lines))
+    notes = ([extras["ranks"]] if extras["ranks"] else []) + [f"claim: {claim_line(c)}" for c in extras["claims"]]
+    if notes:
+        parts.append("\n".join(f"% {n}" for n in notes))
     return "\n\n".join(parts) + "\n"
 
 
-def _csv(suite, tables) -> str:
+def _csv(suite, tables, extras) -> str:
+    from amrbench.claims import claim_line
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["profile", extras["profile"]])
     for t in tables:
         writer.writerow(["table"] + t.header)
         for row, texts, bolds in zip(t.rows, t.cells, t.bold):
             writer.writerow([t.title, row] + [f"*{x}*" if b else x for x, b in zip(texts, bolds)])
+    if extras["ranks"]:
+        writer.writerow(["ranks", extras["ranks"]])
+    for c in extras["claims"]:
+        writer.writerow(["claim", c.claim.label, c.verdict, claim_line(c)])
     return out.getvalue()
 
 
-def _html(suite, tables) -> str:
-    parts = [f"<h1>{html.escape(suite.name)}</h1>"]
+def _html(suite, tables, extras) -> str:
+    from amrbench.claims import claim_line
+
+    parts = [f"<h1>{html.escape(suite.name)}</h1>", f"<p><i>{html.escape(extras['profile'])}</i></p>"]
     for t in tables:
         rows = [[html.escape(c) for c in row] for row in _styled(t, "\x00", "\x01")]
         rows = [[c.replace("\x00", "<b>").replace("\x01", "</b>") for c in row] for row in rows]
         body = tabulate(rows, headers=[html.escape(h) for h in t.header], tablefmt="unsafehtml", disable_numparse=True)
         parts.append(f"<h2>{html.escape(t.title)}</h2>\n{body}\n<p><i>{html.escape(t.caption)}</i></p>")
+    if extras["ranks"]:
+        parts.append(f"<p><i>{html.escape(extras['ranks'])}</i></p>")
+    if extras["claims"]:
+        items = "\n".join(f"<li>{html.escape(claim_line(c))}</li>" for c in extras["claims"])
+        parts.append(f"<h2>Claims</h2>\n<ul>\n{items}\n</ul>")
     return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- which profile made the records
+def profiles_with_records(suite_path, stored_keys: set) -> list:
+    """The suite's profiles (None for the default) whose grid shares a key with the
+    stored records."""
+    from amrbench.suite import SuiteSource, expand, load_suite
+
+    path = Path(suite_path)
+    data = SuiteSource(path.read_text(), str(path)).data
+    names = list(((data or {}).get("profiles") or {}).keys()) if isinstance(data, dict) else []
+    found = []
+    for name in [None, *names]:
+        try:
+            keys = {c["key"] for c in expand(load_suite(path, profile=name))}
+        except AmrbenchError:
+            continue
+        if keys & stored_keys:
+            found.append(name)
+    return found
+
+
+def require_records(suite, records: list, stored_keys: set, store_path) -> None:
+    """A table of a profile with no records is an error naming the profiles that have them."""
+    if records:
+        return
+    have = profiles_with_records(suite.path, stored_keys)
+    which = f"profile {suite.profile!r}" if suite.profile else "the default profile"
+    if not have:
+        raise AmrbenchError(f"{store_path}: no records of {which} of {suite.path} (nor of any of its profiles); "
+                            f"run `amrbench run {suite.path}{' --profile ' + suite.profile if suite.profile else ''}` first")
+    listed = ", ".join(f"--profile {p}" if p else "the default profile (no --profile)" for p in have)
+    raise AmrbenchError(f"{store_path}: no records of {which} of {suite.path}; records exist for: {listed}")

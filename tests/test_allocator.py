@@ -70,7 +70,16 @@ def run_child(mode: str) -> list:
 
 @needs_glibc
 def test_large_buffers_come_from_the_heap_inside_fit_only():
-    inside, nested_exit, mapped_inside, mapped_after = run_child("tuned")
+    # page faults are counted over a whole process, so an unrelated kernel event (page
+    # reclaim, huge-page collapse on a loaded machine) can add some to one run: take the
+    # fewest of up to three runs; without the scope every run faults in every activation
+    runs = []
+    for _ in range(3):
+        runs.append(run_child("tuned"))
+        if max(runs[-1][:2]) < ACTIVATION_PAGES / 10:
+            break
+    inside, nested_exit = min(r[0] for r in runs), min(r[1] for r in runs)
+    mapped_inside, mapped_after = runs[-1][2:]
     assert inside < ACTIVATION_PAGES / 10 and nested_exit < ACTIVATION_PAGES / 10
     assert not mapped_inside and mapped_after  # glibc's mmap is back once the outermost scope ends
 

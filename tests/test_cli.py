@@ -212,5 +212,6 @@ def test_leaderboard_rebuild_and_check(write_suite, tmp_path):
     store = RecordStore(results_root / "tiny" / "records.jsonl")
     record = store.read()[0]
     record["metrics"]["accuracy"] = 0.123
-    store.append(record)
+    with open(store.path, "a") as f:  # a rerun's newer record (append stores one ok record per key)
+        f.write(json.dumps(record) + "\n")
     assert main(["leaderboard", "--check", "--results-root", str(results_root)]) == 1

@@ -187,6 +187,19 @@ def test_kcenter_equals_brute_force_farthest_first(seed):
         assert covering_radius(points, ours) <= covering_radius(points, reference) + 1e-12
 
 
+@pytest.mark.parametrize("offset", [30.0, 100.0])
+def test_kcenter_float32_matches_float64_on_embeddings_with_a_common_offset(offset):
+    """Penultimate ReLU features share a large offset; the ||x||^2 + ||y||^2 - 2x.y
+    expansion cancels in float32 there unless the features are centred first."""
+    g = torch.Generator().manual_seed(0)
+    points = offset + 0.3 * torch.randn(2000, 32, generator=g, dtype=torch.float64)
+    reference = brute_force_farthest_first(points, 100, 7)
+    assert farthest_first(points.float(), 100, start=7).tolist() == reference
+    counts = nearest_center_counts(points.float(), torch.tensor(reference))
+    exact = torch.cdist(points, points[reference]).argmin(1)
+    assert counts.tolist() == torch.bincount(exact, minlength=len(reference)).tolist()
+
+
 def test_kcenter_selector_is_a_prefix_across_rates_and_weights_count_the_class():
     train = make_set()
     shared = make_shared(train)

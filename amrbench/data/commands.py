@@ -12,7 +12,9 @@ Subcommands: ``list``; ``info NAME [--path FILE] [--snr LO HI]`` (classes, count
 class x SNR, shapes, cache location); ``make NAME`` (generate into the cache);
 ``plot NAME [--out FILE.png]`` (one example per class: time domain, |DFT|,
 constellation). ``--param KEY=VALUE`` (repeatable, VALUE parsed as JSON when it can be)
-sets any other dataset parameter, ``--seed`` the seed (default 0).
+sets any other dataset parameter (e.g. ``--param allow_nonfinite=true`` to inspect a
+file holding NaN samples), ``--seed`` the seed (default 0). A selection that leaves no
+signal is one error line, not a traceback.
 """
 from __future__ import annotations
 
@@ -78,9 +80,14 @@ def create_dataset(args, registry):
 
 
 def load_dataset(args, registry):
+    """(plugin, its SNR-filtered SignalSet); AmrbenchError when nothing is left."""
     dataset = create_dataset(args, registry)
     snr = tuple(args.snr) if args.snr else None
-    return dataset, filter_snr(dataset.load(args.seed, snr), snr)
+    data = filter_snr(dataset.load(args.seed, snr), snr)
+    if len(data) == 0:
+        where = f" with SNR in [{snr[0]:g}, {snr[1]:g}] dB" if snr else ""
+        raise AmrbenchError(f"dataset {args.name!r}: no signals{where}; widen or drop --snr, or check --param")
+    return dataset, data
 
 
 # --------------------------------------------------------------------------- handlers

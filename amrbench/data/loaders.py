@@ -3,8 +3,11 @@
 Every reader turns an unreadable, truncated or mis-shaped file into a one-line
 :class:`AmrbenchError` naming the file and what was expected. Large files are read
 lazily: labels and SNRs first, then only the kept signal rows, in sorted blocks.
+Before anything is allocated, declared sizes are checked against the file and the memory
+budget; as rows are read, samples must be finite (unless ``allow_nonfinite``) and labels
+integer class indices in range (:mod:`amrbench.data.checks`).
 
-- RML2016.10a/b pickles: :func:`load_rml_pickle` uses :class:`RestrictedUnpickler`,
+- RML2016.10a/b pickles: :func:`load_restricted_pickle` uses :class:`RestrictedUnpickler`,
   which admits only numpy's array-reconstruction globals; anything else is refused.
 - RML2018.01a HDF5: :func:`read_rml2018`.
 - Sig2019-12 (.npz / .npy pair / HDF5): :func:`read_sig2019`.
@@ -13,7 +16,10 @@ lazily: labels and SNRs first, then only the kept signal rows, in sorted blocks.
 from __future__ import annotations
 
 import codecs
+import math
 import pickle
+import pickletools
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -21,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from amrbench.api import AmrbenchError, SignalSet
+from amrbench.data import checks
 from amrbench.data.splits import random_rank_in_groups
 
 RML2018_CLASSES_FIXED = [
@@ -35,6 +42,7 @@ SIG2019_CLASSES = ["BPSK", "QPSK", "8PSK", "OQPSK", "4PAM", "8PAM", "16QAM", "32
                    "2FSK", "4FSK", "8FSK"]
 BLOCK_BYTES = 16 << 20   # signal rows are read in blocks of about this size
 LABEL_CHUNK = 1 << 16    # label/SNR rows read at a time
+LABEL_ROW_BYTES = 40     # per file row: label, SNR, masks and indices kept while choosing rows
 
 
 # --------------------------------------------------------------------------- errors
@@ -46,6 +54,19 @@ def require_file(path, dataset: str, what: str) -> Path:
     if not found.is_file():
         raise AmrbenchError(f"dataset {dataset!r}: {found}: no such file (expected {what})")
     return found
+
+
+def path_fingerprint(path, dataset: str, what: str) -> dict:
+    """The content fingerprint (:func:`amrbench.data.fingerprint.file_fingerprint`) of the
+    file a loader's parameter names; AmrbenchError when it is missing or unreadable."""
+    from amrbench.data.fingerprint import file_fingerprint
+
+    found = require_file(path, dataset, what)
+    try:
+        return file_fingerprint(found)
+    except OSError as exc:
+        raise AmrbenchError(f"dataset {dataset!r}: {found}: cannot read ({exc.strerror or exc}); "
+                            "check the file's permissions") from None
 
 
 @contextmanager
@@ -71,12 +92,35 @@ def _latin1_encode(text, encoding="latin1"):
     return codecs.encode(text, "latin1")
 
 
-def _allowed_globals() -> dict:
+def _check_array_size(shape, dtype, limit: int, path) -> None:
+    """Refuse an array whose declared size exceeds ``limit`` (the pickle's size: its data
+    must come from the file) before numpy allocates it."""
+    try:
+        dims = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+        nbytes = math.prod(dims) * np.dtype(dtype).itemsize
+    except (TypeError, ValueError) as exc:
+        raise pickle.UnpicklingError(f"bad array shape or dtype ({exc})") from None
+    if nbytes > limit:
+        raise AmrbenchError(f"{path}: cannot read a pickle of numpy arrays (an array declares shape {dims}, "
+                            f"{nbytes} bytes, more than the file's {limit}: the file is bogus or hostile)")
+
+
+def _allowed_globals(limit: int, path) -> dict:
+    """The globals a dataset pickle may name; the array constructors refuse declared
+    sizes above ``limit`` bytes."""
     from numpy._core import multiarray
 
-    return {("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy", "ndarray"): np.ndarray,
+    def ndarray(shape, dtype=float, *args, **kwargs):
+        _check_array_size(shape, dtype, limit, path)
+        return np.ndarray(shape, dtype, *args, **kwargs)
+
+    def reconstruct(subtype, shape, dtype):
+        _check_array_size(shape, dtype, limit, path)
+        return multiarray._reconstruct(np.ndarray if subtype is ndarray else subtype, shape, dtype)
+
+    return {("numpy.core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy", "ndarray"): ndarray,
             ("numpy", "dtype"): np.dtype,
             ("_codecs", "encode"): _latin1_encode}
 
@@ -84,12 +128,13 @@ def _allowed_globals() -> dict:
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that builds plain containers and numpy arrays only: ``find_class``
     admits numpy's array reconstruction helpers (and a latin-1-only ``_codecs.encode``
-    for protocol 2 bytes) and refuses every other global with an AmrbenchError."""
+    for protocol 2 bytes) and refuses every other global with an AmrbenchError. Arrays
+    may not declare more bytes than ``limit`` (by default the file's size)."""
 
-    def __init__(self, file, path):
+    def __init__(self, file, path, limit: Optional[int] = None):
         super().__init__(file, encoding="latin1")
         self.path = path
-        self.allowed = _allowed_globals()
+        self.allowed = _allowed_globals(Path(path).stat().st_size if limit is None else limit, path)
 
     def find_class(self, module, name):
         found = self.allowed.get((module, name))
@@ -102,9 +147,61 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise AmrbenchError(f"{self.path}: refusing pickle persistent id {pid!r}")
 
 
+# length-prefixed pickle arguments: how the length is stored
+_LENGTH_PREFIXES = {pickletools.TAKEN_FROM_ARGUMENT1: "<B", pickletools.TAKEN_FROM_ARGUMENT4: "<i",
+                    pickletools.TAKEN_FROM_ARGUMENT4U: "<I", pickletools.TAKEN_FROM_ARGUMENT8U: "<Q"}
+
+
+def _read_exactly(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise pickle.UnpicklingError("the pickle ends inside an opcode (truncated file)")
+    return data
+
+
+def scan_pickle(f, path) -> None:
+    """Walk the opcodes of the pickle file ``f`` (then rewind it) without building
+    anything, refusing any declared length (BINBYTES8, BINUNICODE8, FRAME, ...) beyond
+    the file's end: the C unpickler allocates a declared length before reading it, so a
+    2**60-byte claim would be a MemoryError, not an error message. Length-prefixed values
+    are skipped with a seek, so the scan costs a fraction of the unpickling."""
+    size = Path(path).stat().st_size
+
+    def require(n: int) -> None:
+        left = size - f.tell()
+        if not 0 <= n <= left:
+            raise AmrbenchError(f"{path}: cannot read a pickle of numpy arrays (a value at byte {f.tell()} "
+                                f"declares {n} bytes, more than the {left} left in the file: the file is "
+                                "truncated or hostile)")
+
+    while True:
+        code = f.read(1)
+        opcode = pickletools.code2op.get(code.decode("latin-1"))
+        if opcode is None:
+            raise pickle.UnpicklingError(f"unknown opcode {code!r}" if code else "the pickle ends before its STOP")
+        arg = opcode.arg
+        if arg is not None and arg.n in _LENGTH_PREFIXES:
+            fmt = _LENGTH_PREFIXES[arg.n]
+            length = struct.unpack(fmt, _read_exactly(f, struct.calcsize(fmt)))[0]
+            require(length)
+            f.seek(length, 1)
+        elif arg is not None and arg.n == pickletools.UP_TO_NEWLINE and arg.name != "stringnl_noescape_pair":
+            f.readline()  # one line of protocol 0 text: skipped, not decoded
+        elif arg is not None:
+            value = arg.reader(f)
+            if opcode.name == "FRAME":
+                require(value)
+        if opcode.name == "STOP":
+            break
+    f.seek(0)
+
+
 def load_restricted_pickle(path):
-    """Unpickle ``path`` with :class:`RestrictedUnpickler`."""
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`, after :func:`scan_pickle` and a
+    memory-budget check (the arrays and their float32 copy take about twice the file)."""
+    checks.require_budget(path, 2 * Path(path).stat().st_size, "the pickle's arrays")
     with reading(path, "a pickle of numpy arrays"), open(path, "rb") as f:
+        scan_pickle(f, path)
         return RestrictedUnpickler(f, path).load()
 
 
@@ -126,10 +223,12 @@ def _check_key_dict(table, path) -> None:
 
 
 def key_dict_to_signalset(table: dict, path, name: str, snr: Optional[tuple] = None,
-                          per_class_per_snr: Optional[int] = None, seed: int = 0) -> SignalSet:
+                          per_class_per_snr: Optional[int] = None, seed: int = 0,
+                          allow_nonfinite: bool = False) -> SignalSet:
     """RML2016-style {(modulation, snr): (N, 2, L)} -> SignalSet; classes sorted by name,
     rows ordered by (class, snr); optional SNR filter and seeded subsample per key.
-    Entries are popped from ``table`` as they are copied, to bound peak memory."""
+    Entries are popped from ``table`` as they are copied, to bound peak memory; each
+    key's rows must be finite unless ``allow_nonfinite``."""
     _check_key_dict(table, path)
     for key in [k for k in table if isinstance(k[0], bytes)]:
         table[(key[0].decode("latin1"), key[1])] = table.pop(key)
@@ -148,6 +247,8 @@ def key_dict_to_signalset(table: dict, path, name: str, snr: Optional[tuple] = N
     for key in keys:
         rows = table.pop(key)[picks[key]]
         x[row:row + len(rows)] = rows
+        if not allow_nonfinite:
+            checks.check_finite_rows(x[row:row + len(rows)], picks[key], path, f"key {key!r}: row")
         y[row:row + len(rows)] = classes.index(key[0])
         snrs[row:row + len(rows)] = float(key[1])
         row += len(rows)
@@ -169,33 +270,54 @@ def open_hdf5(path):
 
 
 def hdf5_dataset(f, path, names, expected: str):
-    """The first of ``names`` present in the open HDF5 file ``f``."""
+    """The first of ``names`` present in the open HDF5 file ``f``, once the file is known
+    to back its declared size (:func:`checks.check_hdf5_storage`)."""
+    import h5py
+
     for name in names:
         if name in f:
-            return f[name]
+            found = f[name]
+            if not isinstance(found, h5py.Dataset):
+                _bad(path, f"{name!r} is a group, not a dataset (expected {expected})")
+            checks.check_hdf5_storage(found, path)
+            return found
     _bad(path, f"missing dataset {names[0]!r} (expected {expected}); found {sorted(f.keys())}")
 
 
-def read_chunked(dataset, start: int = 0, stop: Optional[int] = None, chunk: int = LABEL_CHUNK):
-    """Yield consecutive row blocks of ``dataset`` (h5py or numpy) of ``chunk`` rows."""
-    stop = dataset.shape[0] if stop is None else stop
-    for lo in range(start, stop, chunk):
-        yield np.asarray(dataset[lo:min(stop, lo + chunk)])
+def output_bytes(rows: int, length: int) -> int:
+    """Bytes of the float32 (rows, 2, length) array a loader fills."""
+    return rows * 2 * length * 4
 
 
-def read_rows(dataset, indices: np.ndarray, out: np.ndarray, channel_last: bool) -> None:
+def read_chunked(dataset, chunk: Optional[int] = None):
+    """Yield (first row, block) for consecutive row blocks of ``dataset`` (h5py or numpy)
+    of ``chunk`` rows (default LABEL_CHUNK)."""
+    chunk = chunk or LABEL_CHUNK
+    for lo in range(0, dataset.shape[0], chunk):
+        yield lo, np.asarray(dataset[lo:lo + chunk])
+
+
+def read_rows(dataset, indices: np.ndarray, out: np.ndarray, channel_last: bool, path,
+              allow_nonfinite: bool = False) -> None:
     """Copy rows ``indices`` (sorted) of a (N, L, 2) or (N, 2, L) ``dataset`` into ``out``
-    (K, 2, L) float32, reading contiguous blocks of about BLOCK_BYTES."""
+    (K, 2, L) float32, reading contiguous blocks of about BLOCK_BYTES. Each block is
+    checked for NaN/Inf once converted (a float64 beyond float32's range is an Inf too),
+    unless ``allow_nonfinite``; the error names the file's row."""
     row_bytes = max(1, int(np.prod(dataset.shape[1:])) * np.dtype(dataset.dtype).itemsize)
     block = max(1, BLOCK_BYTES // row_bytes)
-    blocks = indices // block
-    bounds = np.flatnonzero(np.diff(blocks)) + 1
-    for part, positions in zip(np.split(indices, bounds), np.split(np.arange(len(indices)), bounds)):
+    bounds = np.flatnonzero(np.diff(indices // block)) + 1
+    start = 0
+    for part in np.split(indices, bounds):
         if not len(part):
             continue
         lo, hi = int(part[0]), int(part[-1]) + 1
         rows = np.asarray(dataset[lo:hi])[part - lo]
-        out[positions] = rows.transpose(0, 2, 1) if channel_last else rows
+        target = out[start:start + len(part)]
+        with np.errstate(over="ignore"):  # an overflow becomes an Inf, which the check names
+            target[...] = rows.transpose(0, 2, 1) if channel_last else rows
+        if not allow_nonfinite:
+            checks.check_finite_rows(target, part, path)
+        start += len(part)
 
 
 def subsample_groups(labels: np.ndarray, snrs: np.ndarray, per: Optional[int], seed: int) -> np.ndarray:
@@ -227,9 +349,10 @@ def _class_mask(labels: np.ndarray, order: list, classes: Optional[list], path) 
 # --------------------------------------------------------------------------- RML2018.01a
 def read_rml2018(path, snr: Optional[tuple] = None, classes: Optional[list] = None,
                  per_class_per_snr: Optional[int] = None, seed: int = 0, class_order: str = "fixed",
-                 name: str = "rml2018") -> SignalSet:
+                 name: str = "rml2018", allow_nonfinite: bool = False) -> SignalSet:
     """RML2018.01a ``GOLD_XYZ_OSC.0001_1024.hdf5``: X (N, L, 2), one-hot Y (N, C), Z (N, 1)
-    SNR. Labels and SNRs are read in chunks first; then only the kept rows of X."""
+    SNR. Declared sizes are checked against the file and the memory budget first; labels
+    (every row exactly one-hot) and SNRs are read in chunks; then only the kept rows of X."""
     order = {"fixed": RML2018_CLASSES_FIXED, "distributed": RML2018_CLASSES_DISTRIBUTED}.get(class_order)
     if order is None:
         raise AmrbenchError(f"dataset {name!r}: class_order must be 'fixed' or 'distributed', got {class_order!r}")
@@ -242,14 +365,17 @@ def read_rml2018(path, snr: Optional[tuple] = None, classes: Optional[list] = No
         if x_ds.ndim != 3 or x_ds.shape[2] != 2 or y_ds.shape != (n, len(order)) or z_ds.shape[0] != n:
             _bad(path, f"expected X (N, L, 2), Y (N, {len(order)}), Z (N, 1); got X {x_ds.shape}, "
                        f"Y {y_ds.shape}, Z {z_ds.shape}")
-        labels = np.concatenate([np.argmax(c, axis=1) for c in read_chunked(y_ds)]) if n else np.zeros(0, int)
-        snrs = np.concatenate([c.reshape(len(c), -1)[:, 0] for c in read_chunked(z_ds)]).astype(np.float32) \
+        checks.require_budget(path, n * LABEL_ROW_BYTES, "the labels and SNRs")
+        labels = np.concatenate([checks.onehot_labels(c, lo, path) for lo, c in read_chunked(y_ds)]) \
+            if n else np.zeros(0, int)
+        snrs = np.concatenate([c.reshape(len(c), -1)[:, 0] for _, c in read_chunked(z_ds)]).astype(np.float32) \
             if n else np.zeros(0, np.float32)
         keep_class, kept_classes, remap = _class_mask(labels, order, classes, path)
         candidates = np.flatnonzero(keep_class & _snr_mask(snrs, snr))
         chosen = candidates[subsample_groups(labels[candidates], snrs[candidates], per_class_per_snr, seed)]
+        checks.require_budget(path, output_bytes(len(chosen), x_ds.shape[1]), f"{len(chosen)} signals")
         x = np.empty((len(chosen), 2, x_ds.shape[1]), dtype=np.float32)
-        read_rows(x_ds, chosen, x, channel_last=True)
+        read_rows(x_ds, chosen, x, True, path, allow_nonfinite)
     return SignalSet(x, remap[labels[chosen]], snrs[chosen], kept_classes, name=name)
 
 
@@ -259,47 +385,64 @@ SIG2019_LAYOUT = ("X (N, L, 2) or (N, 2, L) with Y (N, 2) = [label, snr]: an .np
 
 
 def _open_sig2019(path, labels_path):
-    """(X array-like, Y array, closer) of the accepted Sig2019 layouts."""
+    """(X array-like, Y array, the file Y came from, bytes held in memory, closer) of the
+    accepted Sig2019 layouts; declared sizes are checked before anything is loaded."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = np.load(path, allow_pickle=False)
-        missing = [k for k in ("X", "Y") if k not in arrays.files]
-        if missing:
-            _bad(path, f"missing array {missing[0]!r} (expected {SIG2019_LAYOUT}); found {arrays.files}")
-        return arrays["X"], np.asarray(arrays["Y"]), arrays.close
+        try:
+            missing = [k for k in ("X", "Y") if k not in arrays.files]
+            if missing:
+                _bad(path, f"missing array {missing[0]!r} (expected {SIG2019_LAYOUT}); found {arrays.files}")
+            held = checks.check_npz_members(path, ["X", "Y"])
+            checks.require_budget(path, held, "arrays X and Y")
+            return arrays["X"], np.asarray(arrays["Y"]), path, held, arrays.close
+        except BaseException:
+            arrays.close()
+            raise
     if suffix == ".npy":
         if labels_path is None:
             _bad(path, "an .npy X file needs the `labels` parameter (an .npy file of [label, snr] rows)")
         labels = require_file(labels_path, "sig2019", "an .npy file of [label, snr] rows")
         with reading(labels, "an .npy array (N, 2) of [label, snr]"):
+            held = checks.check_npy_file(labels)
+            checks.require_budget(labels, held, "the labels")
             y = np.load(labels, allow_pickle=False)
-        return np.load(path, mmap_mode="r", allow_pickle=False), y, lambda: None
+        checks.check_npy_file(path)
+        return np.load(path, mmap_mode="r", allow_pickle=False), y, labels, held, lambda: None
     f = open_hdf5(path)
-    x = hdf5_dataset(f, path, ["X", "x"], SIG2019_LAYOUT)
-    y = np.asarray(hdf5_dataset(f, path, ["Y", "y"], SIG2019_LAYOUT)[()])
-    return x, y, f.close
+    try:
+        x = hdf5_dataset(f, path, ["X", "x"], SIG2019_LAYOUT)
+        y_ds = hdf5_dataset(f, path, ["Y", "y"], SIG2019_LAYOUT)
+        held = checks.declared_bytes(y_ds.shape, y_ds.dtype)
+        checks.require_budget(path, held, "dataset Y")
+        return x, np.asarray(y_ds[()]), path, held, f.close
+    except BaseException:
+        f.close()
+        raise
 
 
 def read_sig2019(path, labels_path=None, snr: Optional[tuple] = None, class_names: Optional[list] = None,
-                 per_class_per_snr: Optional[int] = None, seed: int = 0, name: str = "sig2019") -> SignalSet:
-    """Sig2019-12 signals in one of the layouts of :data:`SIG2019_LAYOUT`."""
+                 per_class_per_snr: Optional[int] = None, seed: int = 0, name: str = "sig2019",
+                 allow_nonfinite: bool = False) -> SignalSet:
+    """Sig2019-12 signals in one of the layouts of :data:`SIG2019_LAYOUT`; labels must be
+    whole numbers in range, samples finite unless ``allow_nonfinite``."""
     class_names = list(class_names or SIG2019_CLASSES)
     path = Path(path)
     with reading(path, SIG2019_LAYOUT):
-        x_src, y, close = _open_sig2019(path, labels_path)
+        x_src, y, label_file, held, close = _open_sig2019(path, labels_path)
         try:
             if x_src.ndim != 3 or 2 not in x_src.shape[1:] or y.ndim != 2 or y.shape != (x_src.shape[0], 2):
                 _bad(path, f"expected {SIG2019_LAYOUT}; got X {tuple(x_src.shape)}, Y {tuple(y.shape)}")
             channel_last = x_src.shape[2] == 2 and x_src.shape[1] != 2
-            labels = y[:, 0].astype(np.int64)
+            labels = checks.integer_labels(y[:, 0], len(class_names), label_file, "the label Y[:, 0]")
             snrs = y[:, 1].astype(np.float32)
-            if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-                _bad(path, f"labels must lie in 0..{len(class_names) - 1} ({', '.join(class_names)})")
             candidates = np.flatnonzero(_snr_mask(snrs, snr))
             chosen = candidates[subsample_groups(labels[candidates], snrs[candidates], per_class_per_snr, seed)]
             length = x_src.shape[1] if channel_last else x_src.shape[2]
+            checks.require_budget(path, held + output_bytes(len(chosen), length), f"{len(chosen)} signals")
             x = np.empty((len(chosen), 2, length), dtype=np.float32)
-            read_rows(x_src, chosen, x, channel_last)
+            read_rows(x_src, chosen, x, channel_last, path, allow_nonfinite)
         finally:
             close()
     return SignalSet(x, labels[chosen], snrs[chosen], class_names, name=name)
@@ -315,43 +458,59 @@ def _decode_classes(values) -> list:
 
 
 def _generic_arrays(path):
-    """(x array-like, y, snr, classes, stored name, closer) of an HDF5 or NPZ generic file."""
+    """(x array-like, y, snr, classes, stored name, bytes held in memory, closer) of an
+    HDF5 or NPZ generic file; declared sizes are checked before anything is loaded."""
     if path.suffix.lower() == ".npz":
         arrays = np.load(path, allow_pickle=False)
-        missing = [k for k in ("x", "y", "snr", "classes") if k not in arrays.files]
-        if missing:
-            _bad(path, f"missing array {missing[0]!r} (expected {GENERIC_LAYOUT}); found {arrays.files}")
-        return arrays["x"], arrays["y"], arrays["snr"], _decode_classes(arrays["classes"]), None, arrays.close
+        try:
+            missing = [k for k in ("x", "y", "snr", "classes") if k not in arrays.files]
+            if missing:
+                _bad(path, f"missing array {missing[0]!r} (expected {GENERIC_LAYOUT}); found {arrays.files}")
+            held = checks.check_npz_members(path, ["x", "y", "snr", "classes"])
+            checks.require_budget(path, held, "arrays x, y, snr and classes")
+            return (arrays["x"], arrays["y"], arrays["snr"], _decode_classes(arrays["classes"]), None, held,
+                    arrays.close)
+        except BaseException:
+            arrays.close()
+            raise
     f = open_hdf5(path)
-    x = hdf5_dataset(f, path, ["x"], GENERIC_LAYOUT)
-    y = np.asarray(hdf5_dataset(f, path, ["y"], GENERIC_LAYOUT)[()])
-    snr = np.asarray(hdf5_dataset(f, path, ["snr"], GENERIC_LAYOUT)[()])
-    if "classes" in f:
-        classes = _decode_classes(f["classes"][()])
-    elif "classes" in f.attrs:
-        classes = _decode_classes(f.attrs["classes"])
-    else:
-        _bad(path, f"missing `classes` (expected {GENERIC_LAYOUT})")
-    stored = f.attrs.get("name")
-    return x, y, snr, classes, (stored.decode() if isinstance(stored, bytes) else stored), f.close
+    try:
+        x = hdf5_dataset(f, path, ["x"], GENERIC_LAYOUT)
+        y_ds, snr_ds = (hdf5_dataset(f, path, [key], GENERIC_LAYOUT) for key in ("y", "snr"))
+        held = checks.declared_bytes(y_ds.shape, y_ds.dtype) + checks.declared_bytes(snr_ds.shape, snr_ds.dtype)
+        checks.require_budget(path, held, "datasets y and snr")
+        y, snr = np.asarray(y_ds[()]), np.asarray(snr_ds[()])
+        if "classes" in f:
+            classes = _decode_classes(hdf5_dataset(f, path, ["classes"], GENERIC_LAYOUT)[()])
+        elif "classes" in f.attrs:
+            classes = _decode_classes(f.attrs["classes"])
+        else:
+            _bad(path, f"missing `classes` (expected {GENERIC_LAYOUT})")
+        stored = f.attrs.get("name")
+        return x, y, snr, classes, (stored.decode() if isinstance(stored, bytes) else stored), held, f.close
+    except BaseException:
+        f.close()
+        raise
 
 
-def read_generic(path, snr: Optional[tuple] = None, name: Optional[str] = None) -> SignalSet:
-    """A generic amrbench file (:data:`GENERIC_LAYOUT`); only rows in the SNR range."""
+def read_generic(path, snr: Optional[tuple] = None, name: Optional[str] = None,
+                 allow_nonfinite: bool = False) -> SignalSet:
+    """A generic amrbench file (:data:`GENERIC_LAYOUT`); only rows in the SNR range. Every
+    label must be a whole number in 0..C-1; kept samples finite unless ``allow_nonfinite``."""
     path = Path(path)
     with reading(path, GENERIC_LAYOUT):
-        x_src, y, snrs, classes, stored_name, close = _generic_arrays(path)
+        x_src, y, snrs, classes, stored_name, held, close = _generic_arrays(path)
         try:
             n = x_src.shape[0]
             if x_src.ndim != 3 or x_src.shape[1] != 2 or y.shape != (n,) or snrs.shape != (n,):
                 _bad(path, f"expected {GENERIC_LAYOUT}; got x {tuple(x_src.shape)}, y {tuple(y.shape)}, "
                            f"snr {tuple(snrs.shape)}")
-            keep = np.flatnonzero(_snr_mask(snrs.astype(np.float32), snr))
+            labels = checks.integer_labels(y, len(classes), path, "the label y")
+            snrs = snrs.astype(np.float32)
+            keep = np.flatnonzero(_snr_mask(snrs, snr))
+            checks.require_budget(path, held + output_bytes(len(keep), x_src.shape[2]), f"{len(keep)} signals")
             x = np.empty((len(keep), 2, x_src.shape[2]), dtype=np.float32)
-            read_rows(x_src, keep, x, channel_last=False)
+            read_rows(x_src, keep, x, False, path, allow_nonfinite)
         finally:
             close()
-        if len(keep) and (y[keep].min() < 0 or y[keep].max() >= len(classes)):
-            _bad(path, f"labels y must lie in 0..{len(classes) - 1} (one per entry of classes)")
-    return SignalSet(x, y[keep].astype(np.int64), snrs[keep].astype(np.float32), classes,
-                     name=name or stored_name or path.stem)
+    return SignalSet(x, labels[keep], snrs[keep], classes, name=name or stored_name or path.stem)

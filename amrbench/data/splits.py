@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from typing import Optional
 
 import numpy as np
 import torch
 
 from amrbench.api import SignalSet
+
+log = logging.getLogger("amrbench.data")
 
 
 def filter_snr(data: SignalSet, snr: Optional[tuple]) -> SignalSet:
@@ -30,16 +34,92 @@ def random_rank_in_groups(labels: np.ndarray, snrs: np.ndarray, rng: np.random.G
     return groups, rank
 
 
-def stratified_split(data: SignalSet, test_fraction: float, seed: int) -> tuple[SignalSet, SignalSet]:
+def snr_bins_problem(bins) -> Optional[str]:
+    """Why ``bins`` is not a valid ``snr_bins`` (a positive bin width in dB, or a list of
+    increasing bin edges in dB), or None."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(bins, list):
+        if not bins or not all(number(v) for v in bins) or any(b <= a for a, b in zip(bins, bins[1:])):
+            return "must be a non-empty list of increasing bin edges in dB, e.g. [-10, 0, 10, 20]"
+        return None
+    if not number(bins) or bins <= 0:
+        return "must be a bin width in dB (a positive number, e.g. 2) or a list of bin edges"
+    return None
+
+
+def snr_strata(snr: np.ndarray, bins=None) -> np.ndarray:
+    """The SNR value each signal is stratified by: the SNR itself, or with ``snr_bins`` its
+    bin (width w: floor(snr / w), bins anchored at 0 dB; edges: the index of the interval,
+    as np.digitize). Unknown SNRs (NaN) form one stratum. Stored SNRs are not changed."""
+    if bins is None:
+        strata = snr.astype(np.float64)
+    elif isinstance(bins, (list, tuple)):
+        strata = np.digitize(snr, np.asarray(bins, dtype=np.float64)).astype(np.float64)
+        strata[np.isnan(snr)] = np.nan
+    else:
+        strata = np.floor(snr.astype(np.float64) / float(bins))
+    return np.nan_to_num(strata, nan=-9999.0)
+
+
+def _test_counts(groups: np.ndarray, test_fraction: float) -> tuple:
+    """(test signals per group, whether each group can be split: at least one signal on
+    each side)."""
+    sizes = np.bincount(groups)
+    n_test = np.rint(sizes * test_fraction).astype(np.int64)
+    return n_test, (n_test > 0) & (n_test < sizes)
+
+
+def stratified_split(data: SignalSet, test_fraction: float, seed: int, snr_bins=None) -> tuple[SignalSet, SignalSet]:
     """Split every (class, SNR) group test_fraction/1-test_fraction, seeded; indices sorted
-    so the result does not depend on the group iteration order."""
-    snr = np.nan_to_num(data.snr.numpy(), nan=-9999.0)
-    groups, rank = random_rank_in_groups(data.y.numpy(), snr, np.random.default_rng(seed))
-    n_test = np.rint(np.bincount(groups) * test_fraction).astype(np.int64)
+    so the result does not depend on the group iteration order. ``snr_bins`` groups SNRs
+    into bins for stratification (see :func:`snr_strata`).
+
+    Signals of groups too small to split (rounding leaves one side empty, e.g. a single
+    signal per measured SNR value) are pooled per class and split there, with one warning:
+    otherwise they would all land on one side and a continuous SNR axis would leave the
+    test split empty. Groups that can be split are untouched, so splits of data with
+    splittable groups are exactly what they always were."""
+    y = data.y.numpy()
+    rng = np.random.default_rng(seed)
+    groups, rank = random_rank_in_groups(y, snr_strata(data.snr.numpy(), snr_bins), rng)
+    n_test, splittable = _test_counts(groups, test_fraction)
     is_test = rank < n_test[groups]
+    pooled = ~splittable[groups]
+    if pooled.any():
+        class_groups, class_rank = random_rank_in_groups(y[pooled], np.zeros(int(pooled.sum())), rng)
+        is_test[pooled] = class_rank < _test_counts(class_groups, test_fraction)[0][class_groups]
+        _warn_once(f"dataset {data.name!r}: {int(pooled.sum())} signals in {int((~splittable).sum())} (class, SNR) "
+                   f"groups too small to split {1 - test_fraction:g}:{test_fraction:g} are stratified by class only; "
+                   f"set snr_bins (e.g. snr_bins: 2) to group measured SNRs")
     train_idx = np.flatnonzero(~is_test)
     test_idx = np.flatnonzero(is_test)
     return data.subset(torch.from_numpy(train_idx)), data.subset(torch.from_numpy(test_idx))
+
+
+_WARNED: set = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
+
+
+def split_problem(train: SignalSet, test: SignalSet) -> Optional[str]:
+    """Why a (train, test) pair cannot be scored meaningfully, or None: a class with no
+    test signal (an empty test split, or fewer test signals than classes, included)."""
+    counts = test.class_counts()
+    if counts.all():
+        return None
+    missing = np.flatnonzero(counts == 0)
+    names = ", ".join(test.classes[c] for c in missing[:3]) + (" ..." if len(missing) > 3 else "")
+    text = f"the test split holds {len(test)} signals for {test.num_classes} classes (none of class {names})"
+    never = [c for c in missing if train.class_counts()[c] == 0]
+    if never:
+        text += f"; class {test.classes[never[0]]!r} has no signal at all: keep only the classes the data holds"
+    return text + "; set snr_bins (e.g. snr_bins: 2) when SNRs are measured values, or raise test_fraction"
 
 
 def standardize_channels(train: SignalSet, test: SignalSet) -> tuple[SignalSet, SignalSet]:

@@ -55,29 +55,31 @@ def write_signalset(path, data: SignalSet) -> None:
             os.unlink(tmp)
 
 
-def read_signalset(path, snr=None) -> SignalSet:
+def read_signalset(path, snr=None, allow_nonfinite: bool = False) -> SignalSet:
     """Read a file written by :func:`write_signalset` (only rows with lo <= snr <= hi when
-    ``snr`` is given); AmrbenchError if it is unreadable."""
+    ``snr`` is given); AmrbenchError if it is unreadable or fails the loaders' checks."""
     from amrbench.data.loaders import read_generic
 
-    return read_generic(path, snr=snr)
+    return read_generic(path, snr=snr, allow_nonfinite=allow_nonfinite)
 
 
-def cached_signalset(path, make: Callable[[], SignalSet], snr=None) -> SignalSet:
+def cached_signalset(path, make: Callable[[], SignalSet], snr=None, allow_nonfinite: bool = False) -> SignalSet:
     """The set cached at ``path``, or ``make()`` written there first (under a file lock,
     so concurrent processes generate it once); a corrupt cache file is regenerated.
-    ``snr`` = (lo, hi) returns only those rows (the whole set is cached)."""
+    ``snr`` = (lo, hi) returns only those rows (the whole set is cached);
+    ``allow_nonfinite`` admits NaN/Inf samples when reading the cache (for sets made
+    with that loader parameter, which must then be part of the cache key)."""
     from filelock import FileLock
 
     from amrbench.data.splits import filter_snr
 
     path = Path(path)
-    found = _try_read(path, snr)
+    found = _try_read(path, snr, allow_nonfinite)
     if found is not None:
         return found
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        found = _try_read(path, snr)
+        found = _try_read(path, snr, allow_nonfinite)
         if found is not None:
             return found
         data = make()
@@ -85,11 +87,11 @@ def cached_signalset(path, make: Callable[[], SignalSet], snr=None) -> SignalSet
         return filter_snr(data, snr)
 
 
-def _try_read(path: Path, snr):
+def _try_read(path: Path, snr, allow_nonfinite: bool):
     if not path.exists():
         return None
     try:
-        return read_signalset(path, snr)
+        return read_signalset(path, snr, allow_nonfinite)
     except AmrbenchError as exc:
         log.warning("regenerating corrupt dataset cache file: %s", exc)
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from amrbench.api import AmrbenchError, Dataset, SignalSet
+from amrbench.api import AmrbenchError, Dataset, Param, SignalSet
 from amrbench.data import loaders, store
 from amrbench.hookspecs import hookimpl
 
@@ -16,7 +16,9 @@ from amrbench.hookspecs import hookimpl
 class RML2016Pickle(Dataset):
     """Base of the RML2016 pickle loaders (see the subclasses)."""
 
-    defaults = {"path": None, "per_class_per_snr": None}
+    defaults = {"path": None, "per_class_per_snr": None, "allow_nonfinite": False}
+    types = {"path": Param(str, null=True), "per_class_per_snr": Param(int, 1, null=True),
+             "allow_nonfinite": Param(bool)}
     file_name = ""
 
     def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
@@ -24,15 +26,18 @@ class RML2016Pickle(Dataset):
         per = self.params["per_class_per_snr"]
         if per is not None and (not isinstance(per, int) or isinstance(per, bool) or per < 1):
             raise AmrbenchError(f"dataset {self.name!r}: per_class_per_snr must be a positive integer or null")
-        stat = path.stat()
-        key = {"dataset": self.name, "version": self.version, "file": str(path.resolve()), "size": stat.st_size,
-               "mtime_ns": stat.st_mtime_ns, "per_class_per_snr": per, "seed": int(seed) if per else None}
+        allow = self.params["allow_nonfinite"]
+        key = {"dataset": self.name, "version": self.version, "file": self.fingerprint()["path"],
+               "per_class_per_snr": per, "seed": int(seed) if per else None, "allow_nonfinite": allow}
 
         def parse() -> SignalSet:
             table = loaders.load_restricted_pickle(path)
-            return loaders.key_dict_to_signalset(table, path, self.name, None, per, seed)
+            return loaders.key_dict_to_signalset(table, path, self.name, None, per, seed, allow)
 
-        return store.cached_signalset(store.cache_path(self.name, key), parse, snr=snr)
+        return store.cached_signalset(store.cache_path(self.name, key), parse, snr=snr, allow_nonfinite=allow)
+
+    def fingerprint(self) -> dict:
+        return {"path": loaders.path_fingerprint(self.params["path"], self.name, f"the {self.file_name} pickle")}
 
 
 class RML2016a(RML2016Pickle):
@@ -42,8 +47,11 @@ class RML2016a(RML2016Pickle):
     (default null = all 1000) keeps a seeded random subset of every (class, SNR) key.
     Classes are the sorted modulation names (8PSK, AM-DSB, AM-SSB, BPSK, CPFSK, GFSK,
     PAM4, QAM16, QAM64, QPSK, WBFM). The pickle is read by a restricted unpickler that
-    admits only numpy array reconstruction, then cached as HDF5 under the amrbench cache
-    (keyed by the file's path, size and mtime), so later loads skip the slow unpickling.
+    admits only numpy array reconstruction (no value or array may declare more bytes than
+    the file holds), then cached as HDF5 under the amrbench cache (keyed by the file's
+    content fingerprint), so later loads skip the slow unpickling. ``allow_nonfinite``
+    (default false) loads signals holding NaN or Inf samples instead of refusing the
+    file. Cells are keyed by the content fingerprint too: a changed file gives new cells.
     """
 
     name = "rml2016a"
@@ -55,7 +63,8 @@ class RML2016b(RML2016Pickle):
     """RML2016.10b pickle (RML2016.10b.dat): 10 classes (no AM-SSB) x 20 SNRs x 6000, 128 samples.
 
     Parameters and reading as ``rml2016a``: ``path`` (required) to ``RML2016.10b.dat``;
-    ``per_class_per_snr`` (default null = all 6000) keeps a seeded subset per key.
+    ``per_class_per_snr`` (default null = all 6000) keeps a seeded subset per key;
+    ``allow_nonfinite`` (default false) as in ``rml2016a``.
     """
 
     name = "rml2016b"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from amrbench.api import AmrbenchError, Dataset, SignalSet
+from amrbench.api import AmrbenchError, Dataset, Param, SignalSet
 from amrbench.data import loaders
 from amrbench.hookspecs import hookimpl
 
@@ -22,13 +22,21 @@ class RML2018(Dataset):
     AM-DSB-SC, FM, GMSK, OQPSK: the community-corrected one-hot order) or "distributed"
     (the order of DeepSig's classes.txt); ``classes`` (default null = all) a subset of
     class names, kept in ``class_order`` order; ``per_class_per_snr`` (default null = all)
-    a seeded random subset of every (class, SNR) group. Y and Z are read in chunks first;
-    X only for the kept rows, in sorted blocks, so memory stays near the kept size.
+    a seeded random subset of every (class, SNR) group; ``allow_nonfinite`` (default
+    false) loads signals holding NaN or Inf samples instead of refusing the file. Y and Z
+    are read in chunks first; X only for the kept rows, in sorted blocks, so memory stays
+    near the kept size. Checked at load: declared sizes against the file and the memory
+    budget (``AMRBENCH_MAX_BYTES``), every Y row one-hot, kept samples finite. Cells are
+    keyed by the file's content fingerprint, so a changed file gives new cells.
     """
 
     name = "rml2018"
     version = "1"
-    defaults = {"path": None, "classes": None, "per_class_per_snr": None, "class_order": "fixed"}
+    defaults = {"path": None, "classes": None, "per_class_per_snr": None, "class_order": "fixed",
+                "allow_nonfinite": False}
+    types = {"path": Param(str, null=True), "classes": Param(list, items=str, nonempty=True, null=True),
+             "per_class_per_snr": Param(int, 1, null=True), "allow_nonfinite": Param(bool)}
+    choices = {"class_order": ("fixed", "distributed")}
 
     def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
         p = self.params
@@ -40,7 +48,11 @@ class RML2018(Dataset):
         if classes is not None and (not isinstance(classes, (list, tuple)) or not classes):
             raise AmrbenchError(f"dataset {self.name!r}: classes must be a non-empty list of class names or null")
         return loaders.read_rml2018(path, snr=snr, classes=classes, per_class_per_snr=per, seed=seed,
-                                    class_order=p["class_order"], name=self.name)
+                                    class_order=p["class_order"], name=self.name,
+                                    allow_nonfinite=p["allow_nonfinite"])
+
+    def fingerprint(self) -> dict:
+        return {"path": loaders.path_fingerprint(self.params["path"], self.name, "the RML2018.01a HDF5 file")}
 
 
 @hookimpl

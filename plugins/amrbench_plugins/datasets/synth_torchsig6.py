@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amrbench.api import AmrbenchError, Dataset, SignalSet, derive_seed
+from amrbench.api import Dataset, Param, SignalSet, derive_seed
 from amrbench.hookspecs import hookimpl
 
 CLASSES = ["4ask", "8pam", "16psk", "32qam_cross", "2fsk", "ofdm-256"]
@@ -169,18 +169,13 @@ class SynthTorchSig6(Dataset):
     version = "1"
     defaults = {"per_class_per_snr": 1000, "length": 1024, "snr_values": [100], "rolloff": 0.35,
                 "random_rolloff": False, "rrc_span": 16, "fsk_sps": 16}
+    types = {"per_class_per_snr": Param(int, 1), "length": Param(int, 16), "rrc_span": Param(int, 2),
+             "fsk_sps": Param(int, 2), "snr_values": Param(list, items=float, nonempty=True),
+             "rolloff": Param(float, 0, 1), "random_rolloff": Param(bool)}
 
-    def __init__(self, **params):
-        super().__init__(**params)
-        p = self.params
-        for key, low in (("per_class_per_snr", 1), ("length", 16), ("rrc_span", 2), ("fsk_sps", 2)):
-            if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < low:
-                raise AmrbenchError(f"dataset 'torchsig6-synth': {key} must be an integer >= {low}, got {p[key]!r}")
-        if not isinstance(p["snr_values"], list) or not p["snr_values"] or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in p["snr_values"]):
-            raise AmrbenchError("dataset 'torchsig6-synth': snr_values must be a non-empty list of numbers (dB)")
-        if not 0 <= float(p["rolloff"]) <= 1 or not isinstance(p["random_rolloff"], bool):
-            raise AmrbenchError("dataset 'torchsig6-synth': rolloff must lie in [0, 1], random_rolloff be true/false")
+    def snr_values(self, snr=None):
+        values = [float(v) for v in self.params["snr_values"]]
+        return values if snr is None else [v for v in values if float(snr[0]) <= v <= float(snr[1])]
 
     def _group(self, rng, name: str, n: int, length: int) -> np.ndarray:
         p = self.params

@@ -6,7 +6,7 @@ Es/N0 = SNR over ``snr_values``; unit average power per signal. Seeded by ``seed
 """
 import numpy as np
 
-from amrbench.api import Dataset, SignalSet
+from amrbench.api import Dataset, Param, SignalSet
 from amrbench.hookspecs import hookimpl
 
 CLASSES = ["BPSK", "QPSK", "8PSK", "QAM16"]
@@ -27,6 +27,12 @@ class Toy(Dataset):
 
     name = "toy"
     defaults = {"per_class_per_snr": 50, "length": 128, "sps": 8, "snr_values": [0, 10, 18]}
+    types = {"per_class_per_snr": Param(int, 1), "length": Param(int, 1), "sps": Param(int, 1),
+             "snr_values": Param(list, items=float, nonempty=True)}
+
+    def snr_values(self, snr=None):
+        values = [float(v) for v in self.params["snr_values"]]
+        return values if snr is None else [v for v in values if float(snr[0]) <= v <= float(snr[1])]
 
     def load(self, seed, snr=None):
         p = self.params

@@ -159,11 +159,9 @@ def run_artifact(cell: dict, kind: str, options: dict):
 
 
 def failed_record(cell: dict, options: dict, error: str) -> dict:
-    from amrbench.store import SCHEMA_VERSION
+    from amrbench import runner
 
-    return {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": cell["config"],
-            "labels": cell["labels"], "device": options.get("device", "cpu"), "status": "failed", "metrics": None,
-            "error": error}
+    return runner.failed_record(cell, options, error)
 
 
 def _set_allowed_failures(value: int, dask_scheduler=None) -> int:

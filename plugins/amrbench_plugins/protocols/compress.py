@@ -173,6 +173,11 @@ class CompressProtocol(Protocol):
     method_kind = "compressor"
     budget_axis = None
     defaults = {"classifier": {}, "fit": {}, "repeats": 1, "batch_size": 256}
+    train_settings = ("classifier",)
+    param_overrides = ("fit",)
+    # the per-level families are keyed by the level label (key_label: letters, digits, _)
+    metrics = (r"(accuracy|nmse_db|mse|bps|cr|cr_eq7|perplexity|unused|entropy_bps)_\w+", "levels", "clean_accuracy",
+               "clean_per_snr", "n_test", "n_train", "length", "fit_time_s", "fit_history", "classifier_train_time_s")
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -158,6 +158,11 @@ class CondenseProtocol(Protocol):
     method_kind = "condenser"
     budget_axis = "spc"
     defaults = {"eval_models": 5, "whole_dataset": False, "scoring": {}}
+    train_settings = ("scoring",)
+    metrics = ("accuracy", "accuracies", "accuracy_std", "per_snr", "per_class", "confusion", "n_test", "spc",
+               "n_condensed", "n_train", "spc_ratio", "condense_time_s", "eval_time_s", "condense_net", "condense_lr",
+               "seconds_per_iteration", "final_loss", "first_loss", "whole_accuracy", "whole_accuracies",
+               "whole_accuracy_std", "whole_per_snr", "whole_time_s")
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -239,6 +239,11 @@ class ExplainProtocol(Protocol):
     defaults = {"n_signals": 200, "batch_size": 256, "xi": 0.01, "curve_steps": 20, "topk": 0.1,
                 "random_repeats": 3, "snr_edges": [0, 10], "sanity": True, "classifier": {}, "figures": None,
                 "figure_formats": ["native"], "split_figure": False}
+    train_settings = ("classifier",)
+    metrics = METRICS + ("accuracy", "classifier_per_snr", "classifier_train_time_s", "n_signals", "sample_accuracy",
+                         "backend", "format", "classes", "confusion", "applicable", "reason", "sanity_passed",
+                         "deletion_curve", "insertion_curve", "per_snr_band", "objective_first", "objective_last",
+                         "figures", "confusion_by_format")
 
     def __init__(self, **params):
         super().__init__(**params)

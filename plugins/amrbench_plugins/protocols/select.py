@@ -27,6 +27,9 @@ class SelectProtocol(Protocol):
     method_kind = "selector"
     budget_axis = "rates"
     defaults = {"scoring": {}}
+    train_settings = ("scoring",)
+    metrics = ("accuracy", "per_snr", "per_class", "confusion", "n_test", "selected", "n_train", "selection_time_s",
+               "train_time_s")
 
     def needs(self, registry, cell):
         selector = registry.get("selector", cell["method"]["name"])

@@ -1,0 +1,240 @@
+"""A suite's ``claims:``: what its paper says about the rows of its table, checked
+against the records.
+
+    claims:
+      - label: "MDM beats DM at SPC 10"     # free text
+        better: MDM                          # a label on the table's rows axis
+        than: [DM]                           # row labels, one label, or `all` (every other row)
+        where: {budget: 10}                  # optional filters on the other axes
+        margin: 0.0                          # optional, in displayed units (after scale)
+
+``where`` filters any axis but the rows axis and the seed: ``budget`` takes the suite's
+spc or rate values (10, [10, 50], 0.01) or their labels ("SPC 10", "1%"); ``dataset``,
+``model``, ``method`` and ``metric`` take labels; each a value or a list.
+
+Verdict of one comparison (one table group, one column, one ``than`` row): the paired
+differences better − than over the values that share a seed (and, with ``pool:``, the
+position in the pooled list), in displayed units and with the sign flipped when lower is
+better; their t-interval (the table's ``ci`` level, else 95 %) **holds** when it lies
+above the margin, **fails** when it lies below, and is **undecided** otherwise, or with
+fewer than two pairs. A claim holds when every comparison holds, fails when any fails,
+and is undecided otherwise (also when no records match).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from amrbench import stats
+from amrbench.api import did_you_mean
+from amrbench.tables import axis_labels, paired
+
+CLAIM_KEYS = {"label", "better", "than", "where", "margin"}
+CLAIMS_NOTE = ("Each claim: the paired difference better − than (per seed, in the table's units, positive = "
+               "better), its t-interval and the number of pairs n, for each group, column and compared row; "
+               "holds when the interval lies above the margin, fails when below, undecided otherwise "
+               "(and with n < 2). A claim holds when all its comparisons hold and fails when any fails.")
+
+
+@dataclass
+class Claim:
+    label: str
+    better: str
+    than: list
+    where: dict = field(default_factory=dict)  # axis -> list of labels
+    margin: float = 0.0
+
+
+@dataclass
+class Comparison:
+    place: str  # the group and column, e.g. "RML2016.10a · alexnet · SPC 10"
+    than: str
+    difference: stats.PairedDifference
+    verdict: str
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    verdict: str
+    comparisons: list
+    level: float
+    digits: int
+
+
+# --------------------------------------------------------------------------- validation
+def validate_claims(src, claims, suite) -> list:
+    """The suite's ``claims`` block checked against its table (row labels, axis values)
+    and the table's ``ci`` level and ``ranks`` flag; errors name file:line."""
+    _validate_table_stats(src, suite.table)
+    if claims is None:
+        return []
+    if not isinstance(claims, list):
+        raise src.error(("claims",), "must be a list of {label, better, than, where, margin} mappings")
+    return [_claim(src, suite, i, spec) for i, spec in enumerate(claims)]
+
+
+def _validate_table_stats(src, table: dict) -> None:
+    """``ci`` (the confidence level claims and cells use) and ``ranks`` (the Rank column)."""
+    if not isinstance(table.get("ranks", True), bool):
+        raise src.error(("table", "ranks"), "must be true or false (the average-rank column)")
+    ci = table.get("ci")
+    if ci is None or ci is False:
+        return
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 50 <= ci < 100:
+        raise src.error(("table", "ci"), f"{ci!r} must be a confidence level in percent, e.g. 95 (or leave it out for ± std)")
+
+
+def _claim(src, suite, i: int, spec) -> Claim:
+    where = ("claims", i)
+    if not isinstance(spec, dict):
+        raise src.error(where, "must be a mapping with label, better and than")
+    for key in spec:
+        if key not in CLAIM_KEYS:
+            raise src.error(where + (key,), f"unknown key{did_you_mean(key, CLAIM_KEYS)}")
+    for key in ("label", "better", "than"):
+        if key not in spec:
+            raise src.error(where, f"missing {key!r}; a claim needs label, better and than")
+    if not isinstance(spec["label"], str) or not spec["label"].strip():
+        raise src.error(where + ("label",), "must be a non-empty string")
+    labels = axis_labels(suite)
+    rows_axis = suite.table["rows"]
+    better = _resolve(src, suite, labels, where + ("better",), rows_axis, spec["better"])
+    than_spec = spec["than"]
+    if than_spec == "all":
+        than = [r for r in labels[rows_axis] if r != better]
+    else:
+        items = than_spec if isinstance(than_spec, list) else [than_spec]
+        if not items:
+            raise src.error(where + ("than",), "must name at least one row label, or be `all`")
+        than = [_resolve(src, suite, labels, where + ("than", k), rows_axis, v) for k, v in enumerate(items)]
+        if better in than:
+            raise src.error(where + ("than",), f"{better!r} is also `better`; a row is not compared with itself")
+    margin = spec.get("margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+        raise src.error(where + ("margin",), "must be a number in the table's displayed units, e.g. 1.0")
+    return Claim(spec["label"], better, than, _where(src, suite, labels, where + ("where",), spec.get("where")), float(margin))
+
+
+def _where(src, suite, labels: dict, where: tuple, spec) -> dict:
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise src.error(where, "must be a mapping such as {budget: 10, dataset: RML2016.10a}")
+    allowed = [a for a in labels if a not in ("seed", suite.table["rows"])]
+    out = {}
+    for axis, value in spec.items():
+        if axis not in allowed:
+            hint = (" (the rows axis: compare rows with better/than)" if axis == suite.table["rows"]
+                    else did_you_mean(str(axis), allowed))
+            raise src.error(where + (axis,), f"cannot filter on {axis!r}{hint}; allowed: {', '.join(allowed)}")
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise src.error(where + (axis,), "must name at least one value")
+        out[axis] = [_resolve(src, suite, labels, where + (axis,), axis, v) for v in items]
+    return out
+
+
+def _resolve(src, suite, labels: dict, where: tuple, axis: str, value) -> str:
+    """The label on ``axis`` that ``value`` names: a label, or for budgets also the
+    suite's spc or rate value."""
+    known = labels[axis]
+    if axis == "budget" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        for budget, label in zip(suite.budgets, known):
+            if budget is not None and (budget.spc == value if budget.spc is not None
+                                       else math.isclose(budget.rate, float(value), rel_tol=1e-9)):
+                return label
+    elif str(value) in [str(k) for k in known]:
+        return next(k for k in known if str(k) == str(value))
+    listed = ", ".join(str(k) for k in known)
+    extra = " (give the spc or rate value, e.g. 10 or 0.01, or the label)" if axis == "budget" else ""
+    raise src.error(where, f"{value!r} is not a {axis} of this suite{did_you_mean(str(value), [str(k) for k in known])}; "
+                           f"it has: {listed}{extra}")
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_claims(suite, records: list, tables: Optional[list] = None) -> list:
+    """Each claim's verdict and comparisons, from the tables' per-cell values."""
+    from amrbench.tables import _decimals, build_tables, confidence
+
+    claims = getattr(suite, "claims", None) or []
+    if not claims:
+        return []
+    tables = tables if tables is not None else build_tables(suite, records)
+    layout = suite.table
+    level = confidence(layout) or stats.CONFIDENCE
+    scale, higher, digits = float(layout["scale"]), bool(layout["higher_is_better"]), _decimals(layout["format"])
+    cols_axis = layout["columns"]
+    return [_evaluate(claim, tables, cols_axis, scale, higher, level, digits) for claim in claims]
+
+
+def _evaluate(claim: Claim, tables: list, cols_axis: str, scale: float, higher: bool, level: float, digits: int) -> ClaimResult:
+    comparisons = []
+    for table in tables:
+        if any(axis in claim.where and value not in claim.where[axis] for axis, value in table.group.items()):
+            continue
+        for column in table.col_values:
+            if cols_axis in claim.where and column not in claim.where[cols_axis]:
+                continue
+            place = " · ".join(str(v) for v in [*table.group.values(), column] if str(v))
+            for than in claim.than:
+                comparisons.append(_compare(table, column, claim, than, place, scale, higher, level))
+    verdicts = {c.verdict for c in comparisons}
+    verdict = ("fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "undecided")
+    return ClaimResult(claim, verdict, comparisons, level, digits)
+
+
+def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, level) -> Comparison:
+    better_values = _filtered(table.samples.get((claim.better, column)), claim.where, table.pair_names)
+    than_values = _filtered(table.samples.get((than, column)), claim.where, table.pair_names)
+    if better_values is None or than_values is None:
+        return Comparison(place, than, stats.PairedDifference(math.nan, math.nan, math.nan, 0), "undecided")
+    better_array, than_array = paired(better_values, than_values)
+    difference = stats.paired_difference(better_array * scale, than_array * scale, higher, level)
+    if difference.n < 2:
+        verdict = "undecided"
+    elif difference.low > claim.margin:
+        verdict = "holds"
+    elif difference.high < claim.margin:
+        verdict = "fails"
+    else:
+        verdict = "undecided"
+    return Comparison(place, than, difference, verdict)
+
+
+def _filtered(values, where: dict, names: list):
+    """A cell's {pair key: value} restricted to ``where`` on the axes pooled into the
+    cell (those in its pair key, named by ``names``); None when nothing is left."""
+    if values is None:
+        return None
+    for axis, allowed in where.items():
+        if axis in names:
+            at = names.index(axis)
+            values = {k: v for k, v in values.items() if k[at] in allowed}
+    return values or None
+
+
+def claim_line(result: ClaimResult, markdown: bool = False) -> str:
+    """One line: verdict, label, margin, the tally, then each comparison's difference,
+    interval, n and verdict, grouped by table group and column."""
+    claim, d = result.claim, result.digits
+    verdict = f"**{result.verdict}**" if markdown else result.verdict
+    margin = f" (margin {claim.margin:g})" if claim.margin else ""
+    if not result.comparisons:
+        return f"{verdict} — {claim.label}{margin}: no records match"
+    tally = {v: sum(c.verdict == v for c in result.comparisons) for v in ("holds", "fails", "undecided")}
+    head = (f"{verdict} — {claim.label}{margin}; {result.level * 100:g} % CI of the paired difference; "
+            f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided")
+    places = {}
+    for c in result.comparisons:
+        places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}")
+    return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
+
+
+def _numbers(diff: stats.PairedDifference, digits: int) -> str:
+    if diff.n == 0:
+        return "(no records)"
+    if diff.n < 2:
+        return f"{diff.mean:+.{digits}f} (n=1)"
+    return f"{diff.mean:+.{digits}f} [{diff.low:+.{digits}f}, {diff.high:+.{digits}f}] (n={diff.n})"

@@ -1,0 +1,175 @@
+"""Claims: validation with file:line, and verdicts on constructed records."""
+import re
+
+import pytest
+
+from amrbench.api import AmrbenchError
+from amrbench.claims import claim_line, evaluate_claims
+from amrbench.suite import expand, load_suite
+from amrbench.tables import render
+from tests.conftest import TINY_SUITE
+
+THREE_SEEDS = TINY_SUITE.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")
+# accuracy per (method, budget) and seed: at 25 % herding is ahead on every seed by
+# 0.10-0.12 (paired CI of the difference in points: 11 ± 2.48); at 50 % the seeds disagree
+VALUES = {
+    ("uniform", "25%"): [0.50, 0.55, 0.60], ("herding", "25%"): [0.62, 0.66, 0.70],
+    ("uniform", "50%"): [0.70, 0.80, 0.74], ("herding", "50%"): [0.76, 0.74, 0.78],
+}
+CLAIMS = """
+claims:
+  - label: herding beats uniform at 25 %
+    better: herding
+    than: [uniform]
+    where: {budget: 0.25}
+  - label: uniform beats herding at 25 %
+    better: uniform
+    than: all
+    where: {budget: "25%"}
+  - label: herding beats uniform everywhere
+    better: herding
+    than: uniform
+  - label: herding beats uniform by 10 points
+    better: herding
+    than: [uniform]
+    where: {budget: [0.25], model: cnn1d}
+    margin: 10
+"""
+
+
+def records_for(suite, values=VALUES):
+    return [{"key": c["key"], "status": "ok", "labels": c["labels"],
+             "metrics": {"accuracy": values[(c["labels"]["method"], c["labels"]["budget"])][c["labels"]["seed"]]}}
+            for c in expand(suite)]
+
+
+def test_claims_hold_fail_or_stay_undecided(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
+    results = evaluate_claims(suite, records_for(suite))
+    assert [r.verdict for r in results] == ["holds", "fails", "undecided", "undecided"]
+    holds, fails, mixed, margin = results
+    (only,) = holds.comparisons
+    assert only.place == "toy · cnn1d · 25%" and only.than == "uniform" and only.difference.n == 3
+    # differences 12, 11, 10 points: mean 11, t-interval 11 ± 4.3027 / sqrt(3)
+    assert only.difference.mean == pytest.approx(11.0)
+    assert only.difference.low == pytest.approx(11 - 2.4841377, abs=1e-6)
+    assert [c.verdict for c in mixed.comparisons] == ["holds", "undecided"]  # 25 % holds, 50 % not
+    assert fails.comparisons[0].difference.high < 0
+    assert margin.claim.margin == 10.0 and margin.comparisons[0].verdict == "undecided"  # 8.5 < 10 < 13.5
+
+
+def test_margin_above_the_interval_fails(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS.replace("margin: 10", "margin: 20")))
+    assert evaluate_claims(suite, records_for(suite))[-1].verdict == "fails"
+
+
+def test_claim_lines_in_every_format(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
+    records = records_for(suite)
+    line = claim_line(evaluate_claims(suite, records)[0])
+    assert line == ("holds — herding beats uniform at 25 %; 95 % CI of the paired difference; 1 hold, 0 fail, "
+                    "0 undecided: toy · cnn1d · 25%: vs uniform +11.00 [+8.52, +13.48] (n=3) holds")
+    mixed = claim_line(evaluate_claims(suite, records)[2])
+    assert "1 hold, 0 fail, 1 undecided: toy · cnn1d · 25%: vs uniform +11.00" in mixed
+    assert re.search(r"holds; toy · cnn1d · 50%: vs uniform \+1\.33 \[-\d+\.\d+, \+\d+\.\d+\] \(n=3\) undecided$", mixed)
+    markdown = render(suite, records, "markdown")
+    assert "## Claims" in markdown and "- **holds** — herding beats uniform at 25 %" in markdown
+    assert "- **undecided** — herding beats uniform by 10 points (margin 10)" in markdown
+    assert "% claim: fails — uniform beats herding at 25 %" in render(suite, records, "latex")
+    assert "claim,herding beats uniform at 25 %,holds," in render(suite, records, "csv")
+    assert "<li>undecided — herding beats uniform everywhere" in render(suite, records, "html")
+
+
+def test_lower_is_better_flips_the_difference(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + "table: {higher_is_better: false}\n" + CLAIMS))
+    assert [r.verdict for r in evaluate_claims(suite, records_for(suite))][:2] == ["fails", "holds"]
+
+
+def test_one_seed_is_undecided(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE.replace("seeds: [0, 1]", "seeds: [0]") + CLAIMS))
+    result = evaluate_claims(suite, records_for(suite))[0]
+    assert result.verdict == "undecided" and result.comparisons[0].difference.n == 1
+    assert "vs uniform +12.00 (n=1) undecided" in claim_line(result)
+
+
+# the same grid under the condense protocol, whose records hold a pooled list `accuracies`
+POOLED = THREE_SEEDS.replace("protocol: select", "protocol: condense").replace(
+    "methods: [uniform, herding]", "methods: [{name: coreset, params: {selector: uniform}, label: uniform},\n"
+    "          {name: coreset, params: {selector: herding}, label: herding}]").replace(
+    "rates: [0.25, 0.5]", "spc: [5, 10]").replace("settings: {", "settings: {eval_models: 2, ") + "table: {pool: accuracies}\n"
+AS_RATE = {"SPC 5": "25%", "SPC 10": "50%"}
+
+
+def pooled_records(suite):
+    """VALUES per seed, with two evaluation models each: the second 0.01 higher."""
+    records = []
+    for c in expand(suite):
+        v = VALUES[(c["labels"]["method"], AS_RATE[c["labels"]["budget"]])][c["labels"]["seed"]]
+        records.append({"key": c["key"], "status": "ok", "labels": c["labels"],
+                        "metrics": {"accuracy": v + 0.005, "accuracies": [v, v + 0.01]}})
+    return records
+
+
+def test_pooled_values_pair_by_seed_and_position(write_suite):
+    claim = "claims:\n  - {label: herding wins at SPC 5, better: herding, than: [uniform], where: {budget: 5}}\n"
+    suite = load_suite(write_suite(POOLED + claim))
+    (comparison,) = evaluate_claims(suite, pooled_records(suite))[0].comparisons
+    assert comparison.place == "toy · cnn1d · SPC 5"
+    assert comparison.difference.n == 6 and comparison.difference.mean == pytest.approx(11.0)
+    assert comparison.verdict == "holds"
+
+
+def test_no_records_is_undecided(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
+    result = evaluate_claims(suite, [])[0]
+    assert result.verdict == "undecided" and "no records" in claim_line(result)
+
+
+def test_where_on_a_pooled_axis_filters_the_pairs(write_suite):
+    # rows: budget, columns: method, seeds pooled into the pair key; where: seed is refused,
+    # but dataset (a group axis) filters tables
+    text = THREE_SEEDS + "table: {rows: budget, columns: method}\n" + """
+claims:
+  - label: more data helps herding
+    better: 0.5
+    than: ["25%"]
+    where: {method: herding, dataset: toy}
+"""
+    suite = load_suite(write_suite(text))
+    (result,) = evaluate_claims(suite, records_for(suite))
+    assert [c.place for c in result.comparisons] == ["toy · cnn1d · herding"] and result.verdict == "holds"
+
+
+def _line_of(text, needle):
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize("claim,needle,message", [
+    ("  - {label: x, better: nope, than: all}", "better: nope", r"'nope' is not a method of this suite.*uniform, herding"),
+    ("  - {label: x, better: herding, than: [uniform, unifrom]}", "unifrom", "did you mean 'uniform'"),
+    ("  - {label: x, better: herding, than: all, where: {budget: 0.3}}", "0.3", r"0.3 is not a budget.*25%, 50%"),
+    ("  - {label: x, better: herding, than: all, where: {budget: SPC 10}}", "SPC 10", "give the spc or rate value"),
+    ("  - {label: x, better: herding, than: all, where: {method: uniform}}", "method: uniform", "the rows axis"),
+    ("  - {label: x, better: herding, than: all, where: {dataset: toy2}}", "toy2", "not a dataset"),
+    ("  - {label: x, better: herding, than: [herding]}", "than: [herding]", "not compared with itself"),
+    ("  - {label: x, better: herding, than: all, margn: 1}", "margn", "did you mean 'margin'"),
+    ("  - {label: x, better: herding, than: all, margin: lots}", "lots", "must be a number"),
+    ("  - {label: x, better: herding}", "label: x", "missing 'than'"),
+])
+def test_bad_claims_name_file_and_line(write_suite, claim, needle, message):
+    text = THREE_SEEDS + "claims:\n" + claim + "\n"
+    path = write_suite(text)
+    with pytest.raises(AmrbenchError, match=message) as info:
+        load_suite(path)
+    assert str(info.value).startswith(f"{path}:{_line_of(text, needle)}: claims.0")
+
+
+def test_bad_ci_level_is_an_error(write_suite):
+    with pytest.raises(AmrbenchError, match=r"suite.yaml:\d+: table.ci: 120 must be a confidence level"):
+        load_suite(write_suite(THREE_SEEDS + "table: {ci: 120}\n"))
+
+
+def test_claims_of_a_profile_are_checked_against_its_labels(write_suite):
+    text = THREE_SEEDS + CLAIMS + "profiles:\n  quick: {methods: [uniform]}\n"
+    with pytest.raises(AmrbenchError, match=re.escape("'herding' is not a method")):
+        load_suite(write_suite(text))
