@@ -7,27 +7,17 @@ ones are errors). Its docstring's first line is the description ``amrbench list`
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Iterator, Optional
+from typing import Any, ClassVar, Iterator, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-
-class AmrbenchError(Exception):
-    """A user-facing error: one line naming the file/key and the fix (CLI exit code 2)."""
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    options = sorted(options)
-    close = difflib.get_close_matches(str(word), options, n=3, cutoff=0.5)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    return f"{hint}; allowed: {', '.join(options) if options else '(none)'}"
+from amrbench.basics import KINDS, AmrbenchError, did_you_mean  # noqa: F401 (re-exported: plugins import them here)
 
 
 # --------------------------------------------------------------------------- data types
@@ -370,9 +360,6 @@ class Executor(Plugin):
         """Yield one record per cell, in completion order; call ``notify(cell)`` when a
         cell starts. ``options`` is ``RunOptions.as_dict()`` (device, jobs, cache, ...)."""
         raise NotImplementedError
-
-
-KINDS = ("model", "dataset", "selector", "condenser", "compressor", "explainer", "protocol", "executor")
 
 
 @dataclass

@@ -12,14 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
-from amrbench import allocator
-from amrbench.api import KINDS, AmrbenchError
+from amrbench import allocator, progress
+from amrbench.basics import KINDS, AmrbenchError
 
 DEFAULT_SUITE = "suites/quick.yaml"
 # modules contributing subcommands through add_parser(subparsers); their handlers are
 # called as handler(args, registry)
 COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli", "amrbench.compress_plots",
-                               "amrbench.explain_plots") if importlib.util.find_spec(m) is not None]
+                               "amrbench.explain_plots", "amrbench.cache_commands")
+                   if importlib.util.find_spec(m) is not None]
 
 
 def _seeds(text: str) -> list:
@@ -50,9 +51,11 @@ def _check_run_args(args) -> None:
 
 
 def _suite_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help=f"suite YAML (default {DEFAULT_SUITE})")
+    p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help="a suite YAML file, or a shipped suite by file "
+                   f"name or name: (table1, mdm-table1; `amrbench suites` lists them; default {DEFAULT_SUITE})")
     p.add_argument("--profile", help="named overrides from the suite's profiles: block (e.g. quick)")
-    p.add_argument("--results", help="where records and tables go (default results/<suite name>/)")
+    p.add_argument("--results", help="this suite's results folder (default <root>/<suite name>/, the root being "
+                   "$AMRBENCH_RESULTS or ./results)")
     p.add_argument("--seeds", type=_seeds, help="override the suite's seeds: 0,1,2 or 0-4")
 
 
@@ -73,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="torch threads per cell (default 1, with any --jobs or executor: "
                      "the thread count changes a cell's numbers, so runs compare only at equal --threads)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
-    run.add_argument("--dry-run", action="store_true", help="print the expanded grid and what is already done")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded grid, what is already done and the "
+                     "estimated CPU-hours and wall time of the rest")
+    run.add_argument("--yes", action="store_true", help="run a local grid estimated at more than 24 CPU-hours")
     run.add_argument("--format", default="markdown", help="format of the table printed at the end")
 
     table = sub.add_parser("table", help="re-render a suite's table from stored records")
@@ -84,12 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "critical-difference diagram in the results folder from the stored records")
 
     lst = sub.add_parser("list", help="list registered plugins by kind")
-    lst.add_argument("kind", nargs="?", help="one kind: " + ", ".join(k + "s" for k in KINDS))
+    lst.add_argument("kind", nargs="?", help="one kind: " + ", ".join([k + "s" for k in KINDS] + ["reporters"]))
+    lst.add_argument("--refresh", action="store_true", help="import every plugin again instead of reading their "
+                     "metadata cached in $AMRBENCH_CACHE (default ~/.cache/amrbench); the cache refreshes itself "
+                     "when plugins are installed, upgraded or edited")
 
     board = sub.add_parser("leaderboard", help="rebuild results/LEADERBOARD.md from committed records")
     board.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    board.add_argument("--results-root", default="results")
+    board.add_argument("--results-root", default="results", help="folder holding one results folder per suite; "
+                       "LEADERBOARD.md is written there (default results)")
     board.add_argument("--suites", default="suites", help="folder of suite files")
+
+    suites = sub.add_parser("suites", help="list the shipped suites: name, file, profiles and the CPU-hours their "
+                            "stored records took")
+    suites.add_argument("--cost", action="store_true", help="also estimate every profile's whole grid in CPU-hours "
+                        "(fits the cost model on the stored records; loads the plugins, about a minute)")
 
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(sub)
@@ -105,23 +119,57 @@ def main(argv=None) -> int:
     except AmrbenchError as exc:
         if args.debug:
             raise
+        progress.end_line()
         print(f"amrbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        progress.end_line(interrupted=True)  # close a progress bar first: the message gets its own line
         print("amrbench: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
         return 130
 
 
 def _delegate(args) -> int:
+    """Call a subcommand module's handler with the loaded registry, or with None when
+    its parser set ``loads_plugins=False`` (it reads the plugin catalogue instead)."""
+    if not getattr(args, "loads_plugins", True):
+        return args.handler(args, None)
     from amrbench.registry import default_registry
 
     return args.handler(args, default_registry())
 
 
 def _load(args):
-    from amrbench.suite import load_suite
+    """The suite ``args.suite`` names (a file, or a shipped suite by name); sets
+    ``args.suite_path`` to the file read."""
+    from amrbench.suite import load_suite, resolve_suite_path
 
-    return load_suite(args.suite, profile=args.profile, seeds=args.seeds)
+    args.suite_path = resolve_suite_path(args.suite)
+    return load_suite(args.suite_path, profile=args.profile, seeds=args.seeds)
+
+
+def _meta_suite_path(path: Path) -> str:
+    """How suite.json names the suite: ``suites/<file>`` for a shipped suite (it resolves
+    from any folder and any installation), else the path as given."""
+    from amrbench.suite import shipped_suites
+
+    shipped = shipped_suites().get(path.stem)
+    return f"suites/{path.name}" if shipped is not None and shipped.resolve() == path.resolve() else str(path)
+
+
+def _note_shipped_name(suite, path: Path, results) -> None:
+    """A suite file of one's own that takes a shipped suite's name would add its records
+    to that suite's results folder: say so (its cells have other keys, nothing is lost)."""
+    from amrbench.suite import declared_name, shipped_suites
+
+    if results:
+        return
+    shipped = shipped_suites()
+    taken = {declared_name(p): p for p in shipped.values()}
+    other = taken.get(suite.name)
+    if other is not None and other.resolve() != path.resolve():
+        print(f"amrbench: note: {path}: name {suite.name!r} is the shipped suite {other.name}'s, so its records join "
+              f"that suite's folder; give it a name: of its own (or leave name: out to use the file name)",
+              file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -130,6 +178,7 @@ def cmd_run(args) -> int:
 
     _check_run_args(args)
     suite = _load(args)
+    _note_shipped_name(suite, args.suite_path, args.results)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
                          cache=args.cache, threads=args.threads, executor_params={k: getattr(args, k) for k in ("workers", "scheduler",
@@ -141,26 +190,51 @@ def cmd_run(args) -> int:
         cells = expand(suite)
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
         done = store.done_keys()
-        runner.note_changed_data([c for c in cells if c["key"] not in done], store.latest().values(), store.path)
-        print(runner.dry_run_report(suite, cells, done))
+        todo = [c for c in cells if c["key"] not in done]
+        runner.note_changed_data(todo, store.latest().values(), store.path)
+        print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent), args.jobs))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
 
     _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
-    write_suite_meta(out_dir, args.suite, args.profile)  # also fails early on a read-only results folder
+    _confirm_cost(suite, args, out_dir)
+    write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile)  # also fails early on a read-only folder
     summary = runner.run_suite(suite, options)
     records = _suite_records(suite, summary.store)
     write_text_file(out_dir / "table.md", tables.render(suite, records, "markdown"),
                     "make the results folder writable; the records are stored, `amrbench table` renders them")
     _write_figures(suite, records, out_dir)
     print(tables.render(suite, records, args.format))
-    ran = len(summary.records)
-    print(f"{suite.name}: {summary.cells} cells, {summary.skipped} already done, {ran} run, "
-          f"{len(summary.failed)} failed; records in {summary.store.path}", file=sys.stderr)
     for record in summary.failed:
         print(f"  failed {record['key'][:12]}: {record['error']}", file=sys.stderr)
+    for line in tables.mark_warnings(suite, records):  # e.g. unconverged condensations
+        print(f"amrbench: warning: {line}", file=sys.stderr)
+    figures = sum(1 for p in Path(out_dir).glob("*") if p.suffix in (".png", ".svg", ".pdf"))
+    print(summary.line(suite.name, out_dir, figures), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _estimate(todo: list, *extra_roots):
+    """The cost estimate of the cells still to run (``amrbench.cost``)."""
+    from amrbench import cost
+
+    return cost.default_model(extra_roots).estimate(todo)
+
+
+def _confirm_cost(suite, args, out_dir) -> None:
+    """A local grid estimated at more than a day of CPU time runs only with --yes."""
+    from amrbench import cost
+    from amrbench.store import RecordStore
+    from amrbench.suite import expand
+
+    if args.yes or args.executor != "local":
+        return
+    store = RecordStore(Path(out_dir) / "records.jsonl")
+    done = {k for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else set()
+    todo = [c for c in expand(suite) if c["key"] not in done]
+    if todo:
+        cost.confirm_cost(_estimate(todo, out_dir.parent), args.jobs, args.executor, args.yes, suite.name)
 
 
 def _ignore_file_size_signal() -> None:
@@ -214,10 +288,10 @@ def cmd_table(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from amrbench.registry import default_registry
+    from amrbench.catalog import load_catalog
     from amrbench.listing import list_plugins
 
-    print(list_plugins(default_registry(), args.kind))
+    print(list_plugins(load_catalog(refresh=args.refresh), args.kind))
     return 0
 
 
@@ -239,7 +313,17 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "table": cmd_table, "list": cmd_list, "leaderboard": cmd_leaderboard}
+def cmd_suites(args) -> int:
+    if args.cost:
+        from amrbench.cost import suites_table
+    else:
+        from amrbench.shipped import suites_table
+    print(suites_table())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "table": cmd_table, "list": cmd_list, "leaderboard": cmd_leaderboard,
+            "suites": cmd_suites}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,9 +3,13 @@
 A condenser learns ``spc`` synthetic signals per class. What they share lives here:
 
 - ``SyntheticCondenser``: the common parameters (``iterations``, ``lr``, ``momentum``,
-  ``batch_real``, ``init``, ``augment``, ``net``), the synthetic tensor, its optimiser
-  (SGD with momentum 0.5 on the signals, as the DC/DM reference code), seeding, and the
-  loss history. Subclasses implement ``step``.
+  ``batch_real``, ``init``, ``augment``, ``net``, the ``search_*`` of the default
+  ``lr: search`` policy), the synthetic tensor, its optimiser (SGD with momentum 0.5 on
+  the signals, as the DC/DM reference code), seeding, the loss history and its
+  convergence summary. Subclasses implement ``step`` and ``matching_loss``.
+- ``convergence_summary``: what a condensation reached (first/last loss over 5 % windows,
+  relative movement ||S - S_0|| / ||S_0||, a <= 50-point loss curve, ``converged``: moved
+  >= 1 % and loss fell >= 10 %), recorded by the condense protocol.
 - Initialisation from randomly chosen real signals of each class (``init: real``, the
   MDM paper's §III-C) or Gaussian noise with the real set's per-channel spread.
 - Real mini-batches: ``batch_real`` signals of every class drawn without replacement
@@ -22,7 +26,8 @@ A condenser learns ``spc`` synthetic signals per class. What they share lives he
   circular time shift, amplitude scaling), Siamese as DSA: one draw per class and
   iteration, applied identically to that class's real and synthetic signals.
 - ``resolve_per_dataset``: ``lr`` and ``alpha`` may be a number, a mapping SPC -> value,
-  or a mapping dataset -> (number or SPC mapping); ``"paper"`` is the MDM paper's table.
+  or a mapping dataset -> (number or SPC mapping); ``"paper"`` is the MDM paper's table;
+  ``"search"`` (the default) chooses it on a held-out matching loss (SyntheticCondenser).
 """
 from __future__ import annotations
 
@@ -154,23 +159,44 @@ def class_indices(train: SignalSet) -> list[torch.Tensor]:
 
 
 def init_synthetic(train: SignalSet, spc: int, rng: np.random.Generator, init: str = "real"):
-    """(x (K*spc, 2, L), y (K*spc,)) sorted by class: ``spc`` real signals drawn without
-    replacement from each class, or Gaussian noise with the real per-channel spread."""
+    """(x (K*spc, 2, L), y (K*spc,), picks) sorted by class: ``spc`` real signals drawn
+    without replacement from each class (``picks``: their indices in ``train``), or
+    Gaussian noise with the real per-channel spread (``picks`` None)."""
     k = train.num_classes
     y = torch.arange(k).repeat_interleave(spc)
+    picks = None
     if init == "real":
-        picks = []
+        chosen = []
         for c, members in enumerate(class_indices(train)):
             if len(members) < spc:
                 raise AmrbenchError(f"class {train.classes[c]!r} has {len(members)} training signals, fewer than spc={spc}")
-            picks.append(members[torch.from_numpy(rng.choice(len(members), size=spc, replace=False))])
-        x = train.x[torch.cat(picks)].clone()
+            chosen.append(members[torch.from_numpy(rng.choice(len(members), size=spc, replace=False))])
+        picks = torch.cat(chosen)
+        x = train.x[picks].clone()
     elif init == "noise":
         std = train.x.std(dim=(0, 2)).view(1, 2, 1)
         x = torch.from_numpy(rng.standard_normal((k * spc, 2, train.length)).astype(np.float32)) * std
     else:
         raise AmrbenchError(f"init {init!r}: allowed: real, noise")
-    return x.float(), y
+    return x.float(), y, picks
+
+
+def holdout_split(train: SignalSet, fraction: float, rng: np.random.Generator,
+                  exclude: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit indices, held-out indices) of ``train``: ``fraction`` of every class (at least
+    one signal) held out, drawn among the signals not in ``exclude`` (the synthetic set's
+    real initialisation, so the held-out loss does not reward staying put)."""
+    excluded = set() if exclude is None else set(exclude.tolist())
+    fit, held = [], []
+    for members in class_indices(train):
+        free = np.array([i for i in members.tolist() if i not in excluded], dtype=np.int64)
+        n_held = min(len(free), max(1, int(round(fraction * len(members)))))
+        chosen = rng.choice(len(free), size=n_held, replace=False) if n_held else np.array([], dtype=np.int64)
+        mask = np.zeros(len(members), dtype=bool)
+        mask[np.isin(members.numpy(), free[chosen])] = True
+        held.append(members[torch.from_numpy(mask)])
+        fit.append(members[torch.from_numpy(~mask)])
+    return torch.sort(torch.cat(fit)).values, torch.sort(torch.cat(held)).values
 
 
 class RealSampler:
@@ -339,21 +365,102 @@ class IQAugment:
         return out
 
 
+# --------------------------------------------------------------------------- convergence
+#: A condensation is "unconverged" when its synthetic set moved less than MIN_MOVEMENT
+#: of its initial norm, or its matching loss fell by less than MIN_LOSS_DROP (first vs
+#: last LOSS_WINDOW of the iterations): the result is then its initialisation, not the
+#: method's.
+MIN_MOVEMENT = 0.01
+MIN_LOSS_DROP = 0.10
+LOSS_WINDOW = 0.05
+CURVE_POINTS = 50
+UNCONVERGED_TEXT = (f"the synthetic set moved < {MIN_MOVEMENT:.0%} from its initialisation or its matching loss "
+                    f"fell < {MIN_LOSS_DROP:.0%}")
+
+
+def relative_movement(x0: torch.Tensor, x: torch.Tensor) -> float:
+    """||x - x0|| / ||x0|| (Frobenius norms over the whole synthetic set)."""
+    x0, x = x0.detach().double(), x.detach().double()
+    return float((x - x0).norm() / x0.norm().clamp_min(1e-30))
+
+
+def loss_curve(history: Sequence[float], points: int = CURVE_POINTS) -> list:
+    """[[iteration, loss], ...]: at most ``points`` equal bins of the history, each its
+    mean loss at the bin's last iteration (1-based); the whole history when shorter."""
+    n = len(history)
+    if n <= points:
+        return [[i + 1, float(v)] for i, v in enumerate(history)]
+    edges = np.linspace(0, n, points + 1).round().astype(int)
+    values = np.asarray(history, dtype=float)
+    return [[int(b), float(values[a:b].mean())] for a, b in zip(edges[:-1], edges[1:])]
+
+
+def convergence_summary(history: Sequence[float], x0: torch.Tensor, x: torch.Tensor) -> dict:
+    """What a condensation reached: ``first_loss`` / ``final_loss`` (means over the first
+    and last ``loss_window`` iterations, 5 % of them, at least 1), ``loss_drop`` (1 -
+    final/first), ``movement`` (||S_final - S_0|| / ||S_0||), ``loss_curve`` (<= 50
+    points), ``iterations`` and ``converged`` (moved >= 1 % and loss fell >= 10 %)."""
+    n = len(history)
+    movement = relative_movement(x0, x)
+    if n == 0:
+        return {"iterations": 0, "loss_window": 0, "first_loss": None, "final_loss": None, "loss_drop": None,
+                "movement": movement, "loss_curve": [], "converged": False}
+    window = max(1, math.ceil(LOSS_WINDOW * n))
+    first, final = float(np.mean(history[:window])), float(np.mean(history[-window:]))
+    drop = 1.0 - final / first if first > 0 else 0.0
+    return {"iterations": n, "loss_window": window, "first_loss": first, "final_loss": final, "loss_drop": drop,
+            "movement": movement, "loss_curve": loss_curve(history),
+            "converged": bool(movement >= MIN_MOVEMENT and drop >= MIN_LOSS_DROP)}
+
+
+def convergence_text(summary: Optional[dict]) -> str:
+    """One line: the loss first -> last (and over which window), the movement, the verdict."""
+    if not summary or not summary.get("iterations"):
+        return "no iterations: the synthetic set is its initialisation (unconverged)"
+    verdict = "converged" if summary["converged"] else f"UNCONVERGED ({UNCONVERGED_TEXT})"
+    return (f"matching loss {summary['first_loss']:.4g} -> {summary['final_loss']:.4g} "
+            f"({-100 * summary['loss_drop']:+.1f} %; means over the first/last {summary['loss_window']} of "
+            f"{summary['iterations']} iterations), movement ||S - S0|| / ||S0|| = {100 * summary['movement']:.3g} %: "
+            f"{verdict}")
+
+
 # --------------------------------------------------------------------------- base class
+#: relative first-step sizes the ``lr: search`` policy tries (lr = step x ||S_0|| / ||dL/dS||)
+SEARCH_STEPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+LR_POLICIES = ("search", "paper")
+
 SYNTHETIC_DEFAULTS = {
     "iterations": 20000,
-    "lr": "paper",
+    "lr": "search",
     "momentum": 0.5,
     "batch_real": 256,
     "init": "real",
     "augment": [],
     "net": "source",
     "chunk": "auto",
+    "search_steps": list(SEARCH_STEPS),
+    "search_iterations": 20,
+    "search_holdout": 0.2,
+    "search_nets": 8,
 }
 
 
 class SyntheticCondenser(Condenser):
-    """Learns synthetic signals by gradient steps on a matching loss (``step``)."""
+    """Learns synthetic signals by gradient steps on a matching loss (``step``).
+
+    Learning-rate policies (``lr``): a number or mapping (see ``resolve_per_dataset``);
+    ``"paper"`` (the MDM paper's §III-C table); ``"search"`` (the default): the rate is
+    chosen on the matching loss against a held-out part of the training split, never on
+    test accuracy. ``search_holdout`` of every class (not the initial signals) is held
+    out; on the rest, ``search_iterations`` iterations are run from the same S_0 and the
+    same random streams at each candidate lr = step x ||S_0|| / mean ||dL/dS(S_0)||
+    (``search_steps``: the first step moves S by that fraction of its norm; the gradient
+    averaged over ``search_nets`` networks), and the candidate whose S has the lowest
+    matching loss against the held-out signals (the same ``search_nets`` fixed networks,
+    no augmentation) wins. A scale-free rule: the three losses differ by orders of
+    magnitude, so no shared absolute rate is a fair control. Short probes favour larger
+    steps (short-horizon bias); the record's movement and loss curve show what the full
+    run did with the choice."""
 
     defaults: dict = dict(SYNTHETIC_DEFAULTS)
     #: shared resources the condenser reads (none for the synthetic ones)
@@ -362,7 +469,7 @@ class SyntheticCondenser(Condenser):
     def __init__(self, **params: Any):
         super().__init__(**params)
         p = self.params
-        for key in ("iterations", "batch_real"):
+        for key in ("iterations", "batch_real", "search_iterations", "search_nets"):
             if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < (0 if key == "iterations" else 1):
                 raise AmrbenchError(f"condenser {self.name!r}: {key} must be a{' non-negative' if key == 'iterations' else ' positive'} integer, got {p[key]!r}")
         if p["init"] not in ("real", "noise"):
@@ -374,15 +481,27 @@ class SyntheticCondenser(Condenser):
             if f not in AUGMENTATIONS:
                 raise AmrbenchError(f"condenser {self.name!r}: augment {f!r}: allowed: {', '.join(AUGMENTATIONS)}")
         p["augment"] = list(augment)
-        try:
-            check_per_dataset(p["lr"], "lr", allow_paper=True)
-        except AmrbenchError as exc:
-            raise AmrbenchError(f"condenser {self.name!r}: {exc}") from None
+        if p["lr"] != "search":
+            try:
+                check_per_dataset(p["lr"], "lr", allow_paper=True)
+            except AmrbenchError as exc:
+                raise AmrbenchError(f"condenser {self.name!r}: {exc} (or 'search')") from None
+        steps = p["search_steps"]
+        if not isinstance(steps, (list, tuple)) or not steps or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in steps):
+            raise AmrbenchError(f"condenser {self.name!r}: search_steps must be a list of positive numbers "
+                                f"(relative first-step sizes, e.g. {list(SEARCH_STEPS)}), got {steps!r}")
+        p["search_steps"] = [float(v) for v in steps]
+        holdout = p["search_holdout"]
+        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
+            raise AmrbenchError(f"condenser {self.name!r}: search_holdout must be a fraction in (0, 1), got {holdout!r}")
         if p["chunk"] != "auto" and (isinstance(p["chunk"], bool) or not isinstance(p["chunk"], int) or p["chunk"] < 0):
             raise AmrbenchError(f"condenser {self.name!r}: chunk must be 'auto' or an integer >= 0, got {p['chunk']!r}")
         if not isinstance(p["net"], str):
             raise AmrbenchError(f"condenser {self.name!r}: net must be 'source' or a model name")
         self.history: list = []
+        self.details: dict = {}
+        self.convergence: Optional[dict] = None
 
     @classmethod
     def needs_for(cls, registry, params: dict) -> list:
@@ -394,45 +513,126 @@ class SyntheticCondenser(Condenser):
     def learning_rate(self, ctx, spc: int) -> float:
         return resolve_per_dataset(self.params["lr"], (ctx.cell or {}).get("dataset"), spc, "lr", PAPER_LR)
 
-    # subclasses: set up per-run state and do one iteration, returning the loss value
+    # subclasses: set up per-run state, compute the matching loss, do one iteration
     def setup(self, ctx, train: SignalSet, spc: int) -> None:
         pass
+
+    def calibrate(self, ctx, train: SignalSet, x0: torch.Tensor) -> None:
+        """Once per condensation, before any run (MDM weighs its two domains here)."""
 
     def step(self, iteration: int) -> float:
         raise NotImplementedError
 
+    def matching_loss(self, real_x, real_y, syn_x, syn_y) -> torch.Tensor:
+        """The loss at the current network (``self.embedder.net``), differentiable in syn_x."""
+        raise NotImplementedError
+
     def condense(self, ctx, train: SignalSet, spc: int) -> SignalSet:
         p = self.params
-        device = ctx.device
-        torch.manual_seed(derive_seed(ctx.seed, "condense", "nets"))
-        x, y = init_synthetic(train, spc, ctx.rng("condense", "init"), p["init"])
-        self.train, self.spc, self.device = train, spc, device
-        self.num_classes = train.num_classes
-        self.real_x = train.x.to(device)
-        self.syn_x = x.to(device).requires_grad_(True)
-        self.syn_y = y.to(device)
-        self.lr = self.learning_rate(ctx, spc)
-        self.optimizer = torch.optim.SGD([self.syn_x], lr=self.lr, momentum=float(p["momentum"]))
-        self.sampler = RealSampler(train, p["batch_real"], ctx.torch_generator("condense", "real"))
-        self.augment = IQAugment(p["augment"], train.length, ctx.torch_generator("condense", "augment"))
-        self.embedder = EmbeddingNet(ctx.registry, self.net_name(ctx), train.num_classes, train.length, device,
+        x0, y, picks = init_synthetic(train, spc, ctx.rng("condense", "init"), p["init"])
+        self.spc, self.device, self.num_classes = spc, ctx.device, train.num_classes
+        self.syn_y = y.to(ctx.device)
+        self.embedder = EmbeddingNet(ctx.registry, self.net_name(ctx), train.num_classes, train.length, ctx.device,
                                      trainable=getattr(self, "trainable_net", False),
-                                     chunk=resolve_chunk(p["chunk"], device))
-        self.setup(ctx, train, spc)
-        self.history = []
+                                     chunk=resolve_chunk(p["chunk"], ctx.device))
+        self.details = {}
+        self.stream = ("condense",)
+        self._start(ctx, train, x0, 0.0)
+        self.calibrate(ctx, train, x0)
+        self.lr = self.search_lr(ctx, train, x0, picks) if p["lr"] == "search" else self.learning_rate(ctx, spc)
         started = time.perf_counter()
-        for iteration in range(p["iterations"]):
-            loss = float(self.step(iteration))
-            if not math.isfinite(loss):
-                raise AmrbenchError(f"condenser {self.name!r}: the matching loss diverged ({loss}) at iteration "
-                                    f"{iteration + 1}; lower lr ({self.lr:g})")
-            self.history.append(loss)
+        self.history = self._optimise(ctx, train, x0, self.lr, p["iterations"], ("condense",))
         self.seconds = time.perf_counter() - started
         out = self.syn_x.detach().cpu()
         if not torch.isfinite(out).all():
             raise AmrbenchError(f"condenser {self.name!r}: synthetic signals diverged (NaN/inf); lower lr ({self.lr:g})")
+        self.convergence = convergence_summary(self.history, x0, out)
         return SignalSet(out, self.syn_y.cpu(), torch.full((len(out),), float("nan")), list(train.classes),
                          f"{train.name}:{self.name}")
+
+    def _start(self, ctx, train: SignalSet, x0: torch.Tensor, lr: float) -> None:
+        """Fresh run state on ``train`` from ``x0``: synthetic tensor, optimiser, real
+        sampler and augmentation streams (named by ``self.stream``)."""
+        p, device = self.params, ctx.device
+        self.train = train
+        self.real_x = train.x.to(device)
+        self.syn_x = x0.clone().to(device).requires_grad_(True)
+        self.optimizer = torch.optim.SGD([self.syn_x], lr=lr, momentum=float(p["momentum"]))
+        self.sampler = RealSampler(train, p["batch_real"], ctx.torch_generator(*self.stream, "real"))
+        self.augment = IQAugment(p["augment"], train.length, ctx.torch_generator(*self.stream, "augment"))
+        self.setup(ctx, train, self.spc)
+
+    def _optimise(self, ctx, train: SignalSet, x0: torch.Tensor, lr: float, iterations: int, stream: tuple) -> list:
+        """``iterations`` steps at ``lr`` from ``x0``; the loss history (raises on divergence)."""
+        self.stream = stream
+        torch.manual_seed(derive_seed(ctx.seed, *stream, "nets"))
+        self._start(ctx, train, x0, lr)
+        history = []
+        for iteration in range(iterations):
+            loss = float(self.step(iteration))
+            if not math.isfinite(loss):
+                raise AmrbenchError(f"condenser {self.name!r}: the matching loss diverged ({loss}) at iteration "
+                                    f"{iteration + 1}; lower lr ({lr:g})")
+            history.append(loss)
+        return history
+
+    # ------------------------------------------------------------------ lr search
+    def _fixed_nets(self, ctx, tag: str):
+        """The same ``search_nets`` networks, drawn afresh from a fixed seed each time."""
+        for i in range(self.params["search_nets"]):
+            torch.manual_seed(derive_seed(ctx.seed, "condense", tag, i))
+            yield self.embedder.sample()
+
+    def _heldout_loss(self, ctx, real_x, real_y) -> float:
+        """Mean matching loss of the current synthetic set against ``real_x`` over the fixed networks."""
+        syn = self.syn_x.detach()
+        return float(np.mean([float(self.matching_loss(real_x, real_y, syn, self.syn_y)) for _ in
+                              self._fixed_nets(ctx, "search-score")]))
+
+    def _gradient_scale(self, ctx) -> float:
+        """||S_0|| / mean ||dL/dS|| at S_0 over the fixed networks (real batches of the fit part)."""
+        norms = []
+        for _ in self._fixed_nets(ctx, "search-grad"):
+            index, labels = self.sampler.sample()
+            loss = self.matching_loss(self.real_x[index], labels.to(self.device), self.syn_x, self.syn_y)
+            (grad,) = torch.autograd.grad(loss, [self.syn_x])
+            norms.append(float(grad.norm()))
+        scale = float(np.mean(norms))
+        if not scale > 0 or not math.isfinite(scale):
+            raise AmrbenchError(f"condenser {self.name!r}: lr search: the matching loss has no finite, nonzero gradient "
+                                f"at initialisation ({scale}); give lr a number")
+        return float(self.syn_x.detach().norm()) / scale
+
+    def search_lr(self, ctx, train: SignalSet, x0: torch.Tensor, picks) -> float:
+        """The ``lr: search`` policy (class docstring); records candidates and scores in ``details``."""
+        p = self.params
+        fit_idx, held_idx = holdout_split(train, float(p["search_holdout"]), ctx.rng("condense", "search", "holdout"),
+                                          picks)
+        fit, held = train.subset(fit_idx), train.subset(held_idx)
+        held_sampler = RealSampler(held, p["batch_real"], ctx.torch_generator("condense", "search", "held"))
+        index, held_y = held_sampler.sample()
+        held_x, held_y = held.x[index].to(self.device), held_y.to(self.device)
+        self.stream = ("condense", "search")
+        self._start(ctx, fit, x0, 0.0)
+        unit = self._gradient_scale(ctx)
+        initial = self._heldout_loss(ctx, held_x, held_y)
+        lrs, scores = [step * unit for step in p["search_steps"]], []
+        for lr in lrs:
+            try:
+                self._optimise(ctx, fit, x0, lr, p["search_iterations"], ("condense", "search"))
+                score = self._heldout_loss(ctx, held_x, held_y)
+            except AmrbenchError:  # diverged: not a candidate
+                score = math.inf
+            scores.append(score if math.isfinite(score) else math.inf)
+        best = int(np.argmin(scores))
+        self.details["lr_search"] = {
+            "steps": list(p["search_steps"]), "lrs": lrs, "heldout_loss": [s if math.isfinite(s) else None for s in scores],
+            "initial_heldout_loss": initial, "iterations": p["search_iterations"], "n_fit": len(fit),
+            "n_heldout": len(held), "chosen": lrs[best]}
+        if not math.isfinite(scores[best]):
+            raise AmrbenchError(f"condenser {self.name!r}: lr search: every candidate diverged (lr {lrs[0]:g} .. "
+                                f"{lrs[-1]:g}); give smaller search_steps or an lr")
+        return lrs[best]
 
     def update(self, loss: torch.Tensor) -> None:
         """One optimiser step on the synthetic signals only (the network gets no gradient)."""

@@ -19,6 +19,9 @@ HDF5 layout (the generic format the ``file`` dataset plugin reads): datasets ``x
 optional ``weights`` (N,); attributes ``classes`` (strings), ``name``, ``format``
 ("amrbench-condensed/1"), ``method`` and ``method_params`` (JSON), ``spc``, ``dataset``
 (the dataset spec as JSON), ``net``, ``seed``, ``condense_time_s``, ``amrbench_version``.
+It prints (stderr) the condensation's learning rate and how it was chosen, the matching
+loss first -> last, the movement ||S - S0|| / ||S0|| and whether it converged: the
+figures of the condense protocol's record.
 
 ``amrbench plot condensed FILE.h5 [--real DATASET] [--snr LO HI] [--data-param K=V]
 [--examples 1] --out fig.png``: one column per class; rows: real signals (time domain, I
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrbench.api import AmrbenchError
+from amrbench.basics import AmrbenchError
 from amrbench.data.commands import parse_params
 
 FORMAT = "amrbench-condensed/1"
@@ -42,7 +45,9 @@ FORMAT = "amrbench-condensed/1"
 def add_parser(subparsers) -> None:
     """Add ``condense`` and ``plot`` (with ``plot condensed``) to ``subparsers``."""
     p = subparsers.add_parser("condense", help="condense a dataset (or one cell of a suite) and export it as HDF5",
-                              description=__doc__.splitlines()[0])
+                              description="Condense a dataset plugin, or the set one cell of a condense suite uses "
+                                          "(reused from the artifact cache when a run made it), and export it as HDF5 "
+                                          "that the `file` dataset plugin reads. Draw it with `amrbench plot condensed`.")
     p.add_argument("source", metavar="SUITE_OR_DATASET", help="a suite YAML (condense protocol) or a dataset plugin name")
     p.add_argument("--method", help="suite: a method label or name; dataset: a condenser name (default mdm)")
     p.add_argument("--spc", type=int, help="signals per class (suite: one of its spc values)")
@@ -63,7 +68,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.set_defaults(handler=cmd_condense)
 
-    plot = subparsers.add_parser("plot", help="figures from exported files")
+    plot = subparsers.add_parser("plot", help="figures from exported files",
+                                 description="Figures from files amrbench exported.")
     sub = plot.add_subparsers(dest="plot_command", metavar="{condensed}")
     sub.required = True
     c = sub.add_parser("condensed", help="condensed vs real signals per class, time domain and |DFT| (MDM Fig. 2)")
@@ -240,7 +246,27 @@ def cmd_condense(args, registry) -> int:
     print(f"wrote {args.out}: {x.shape[0]} signals ({config['budget']['spc']} per class, {len(artifact['classes'])} "
           f"classes, length {x.shape[2]}) by {config['method']['name']} in {artifact['condense_time_s']:.1f} s",
           file=sys.stderr)
+    for line in convergence_lines(artifact):
+        print(line, file=sys.stderr)
     return 0
+
+
+def convergence_lines(artifact: dict) -> list:
+    """The figures a condense record holds: lr (and how it was chosen), loss first -> last,
+    movement, verdict, seconds per iteration; nothing for condensers without iterations."""
+    from amrbench.condense import convergence_text
+
+    summary = artifact.get("convergence")
+    if not summary:
+        return []
+    search = (artifact.get("details") or {}).get("lr_search")
+    how = (f" (searched: {len(search['lrs'])} candidates x {search['iterations']} iterations, held-out loss "
+           f"{search['initial_heldout_loss']:.4g} at S0 -> {min(v for v in search['heldout_loss'] if v is not None):.4g})"
+           if search else "")
+    lines = [f"lr {artifact.get('lr'):.4g}{how}", convergence_text(summary)]
+    if artifact.get("seconds_per_iteration"):
+        lines.append(f"{artifact['seconds_per_iteration']:.3g} s per iteration")
+    return lines
 
 
 # --------------------------------------------------------------------------- plot

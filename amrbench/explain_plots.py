@@ -60,8 +60,7 @@ from typing import Optional
 
 import numpy as np
 
-from amrbench.api import AmrbenchError
-from amrbench.explain import ETA, consecutive_segments
+from amrbench.basics import AmrbenchError
 
 PAPER_MODELS = ("lenet", "resnet-vis", "lstm")
 FORMAT_LABELS = {"iq": "I/Q", "amp_phase": "A/P"}
@@ -88,9 +87,18 @@ def safe(text) -> str:
 
 
 # --------------------------------------------------------------------------- panels
-def plot_constellation(ax, iq, w=None, eta: float = ETA, title: Optional[str] = None, raw: bool = False,
+def consecutive_segments(w, eta: Optional[float] = None) -> np.ndarray:
+    """``amrbench.explain.consecutive_segments`` (eta defaulting to its ``ETA``), imported
+    on first use: that module needs torch, which ``amrbench explain --help`` must not load."""
+    from amrbench import explain
+
+    return explain.consecutive_segments(w, explain.ETA if eta is None else eta)
+
+
+def plot_constellation(ax, iq, w=None, eta: Optional[float] = None, title: Optional[str] = None, raw: bool = False,
                        size: float = 9.0, limit: Optional[float] = None):
-    """I/Q scatter coloured by w (fixed 0-1 scale), green segments where w > eta twice in a row."""
+    """I/Q scatter coloured by w (fixed 0-1 scale), green segments where w > eta twice in a
+    row (eta defaults to ``amrbench.explain.ETA``)."""
     from matplotlib.collections import LineCollection
 
     iq = np.asarray(iq, dtype=float)
@@ -443,8 +451,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--explainer", default="auto", help="model mode: explainer (default: gradcam if the model has a "
                                                        "convolution, else mask)")
     p.add_argument("--epochs", type=int, default=10, help="model mode: training epochs (default 10)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--cache", help="artifact cache directory")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     p.add_argument("--confusion", action="store_true", help="suite mode: draw the confusion and I/Q - A/P relative "
                                                             "confusion matrices from the stored records instead")
     p.add_argument("--results", help="with --confusion: the run's results folder (default results/<suite name>)")

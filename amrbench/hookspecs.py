@@ -2,7 +2,7 @@
 
 Plugin modules (found through the ``amrbench`` entry-point group, built-ins included)
 implement ``amrbench_register`` to add their plugin classes; reporters implement the
-event hooks (suite start, cell start/done, suite done).
+event hooks (suite start, cell start/done, shared artifact start/done, suite done).
 """
 import pluggy
 
@@ -23,6 +23,17 @@ def amrbench_suite_start(suite, cells, done):
 @hookspec
 def amrbench_cell_start(cell):
     """A cell was handed to the executor."""
+
+
+@hookspec
+def amrbench_artifact_start(cell, kind, label):
+    """A shared artifact (``kind``, needed by ``cell`` and others) began computing;
+    ``label`` says which in words (``amrbench.progress.artifact_label``)."""
+
+
+@hookspec
+def amrbench_artifact_done(cell, kind, label, error):
+    """A shared artifact finished; ``error`` is None, or why it failed."""
 
 
 @hookspec

@@ -1,6 +1,9 @@
 """``amrbench list``: every registered plugin by kind, its description and distribution;
 conflicts (one name registered by several distributions); broken plugins with their
-error; reporters (hook-only plugins).
+error; reporters (hook-only plugins). ``amrbench datasets list``: the dataset plugins.
+
+Both read the plugin catalogue (:mod:`amrbench.catalog`), so they answer without
+importing torch; given a loaded registry instead, they describe that one.
 
 A broken entry point failed before it could say what it registers, so its kind is
 unknown: ``amrbench list <kind>`` shows every broken plugin, not a guess."""
@@ -8,16 +11,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from amrbench.api import KINDS, AmrbenchError, did_you_mean
+from amrbench.basics import KINDS, AmrbenchError, did_you_mean
+from amrbench.catalog import MODEL_SIZE_ARGS, Catalog, load_catalog
 from amrbench.registry import normalize_dist
-
-
-def _model_params(cls) -> str:
-    try:
-        net = cls().build(11, 128)
-        return f"{sum(p.numel() for p in net.parameters()):,}"
-    except Exception as exc:
-        return f"error: {type(exc).__name__}"
 
 
 def _selected_kind(kind):
@@ -30,21 +26,30 @@ def _selected_kind(kind):
     return singular
 
 
-def _kind_table(registry, kind: str) -> str:
-    """One row per registration; a conflicting name is shown as ``dist:name``, the
-    spelling that picks it."""
+def _as_catalog(source, kinds) -> Catalog:
+    """A catalogue as is; a loaded registry described (only ``kinds``: describing a
+    model builds it)."""
+    return source if isinstance(source, Catalog) else Catalog.from_registry(source, kinds)
+
+
+def _shown_name(meta, registrations) -> str:
+    """A conflicting name is shown as ``dist:name``, the spelling that picks it."""
+    return f"{normalize_dist(meta.dist)}:{meta.name}" if len(registrations) > 1 else meta.name
+
+
+def _kind_table(catalog: Catalog, kind: str) -> str:
     rows = []
-    for name in registry.names(kind):
-        infos = registry.registrations[kind][name]
-        for info in infos:
-            shown = f"{normalize_dist(info.dist)}:{name}" if len(infos) > 1 else name
-            row = [shown, info.cls.description(), f"{info.dist} {info.dist_version}".strip()]
+    for name in catalog.names(kind):
+        metas = catalog.registrations(kind, name)
+        for meta in metas:
+            row = [_shown_name(meta, metas), meta.description, f"{meta.dist} {meta.dist_version}".strip()]
             if kind == "model":
-                row[1:1] = [info.cls.input_format, _model_params(info.cls)]
+                row[1:1] = [meta.input_format, meta.params]
             rows.append(row)
     headers = ["name", "description", "from"]
     if kind == "model":
-        headers = ["name", "input", "params (L=128, 11 cls)", "description", "from"]
+        classes, length = MODEL_SIZE_ARGS
+        headers = ["name", "input", f"params (L={length}, {classes} cls)", "description", "from"]
     return f"{kind}s ({len(rows)})\n" + (tabulate(rows, headers=headers, disable_numparse=True) if rows else "  (none)")
 
 
@@ -60,17 +65,34 @@ def _broken_table(broken) -> str:
             + tabulate(rows, headers=["entry point", "from", "error"], disable_numparse=True))
 
 
-def list_plugins(registry, kind=None) -> str:
+def list_plugins(source, kind=None) -> str:
+    """The listing of ``source``, a :class:`Catalog` or a loaded registry; ``kind``
+    (plural or singular, or ``reporters``) narrows it to one kind."""
     selected = _selected_kind(kind)
     kinds = [selected] if selected else list(KINDS)
-    parts = [_kind_table(registry, k) for k in kinds if k != "reporter"]
+    plugin_kinds = [k for k in kinds if k != "reporter"]
+    catalog = _as_catalog(source, plugin_kinds)
+    parts = [_kind_table(catalog, k) for k in plugin_kinds]
     if selected in (None, "reporter"):
-        reporters = sorted(name for name, plugin in registry.pm.list_name_plugin()
-                           if plugin is not None and hasattr(plugin, "amrbench_cell_done"))
+        reporters = catalog.reporters
         parts.append(f"reporters ({len(reporters)})\n" + ("\n".join("  " + r for r in reporters) or "  (none)"))
-    conflicts = [c for k in kinds if k != "reporter" for c in registry.conflicts(k)]
+    conflicts = [c for k in plugin_kinds for c in catalog.conflicts(k)]
     if conflicts:
         parts.append(_conflicts_table(conflicts))
-    if registry.broken:
-        parts.append(_broken_table(registry.broken))
+    if catalog.broken:
+        parts.append(_broken_table(catalog.broken))
     return "\n\n".join(parts)
+
+
+def list_datasets(args, registry=None) -> int:
+    """``amrbench datasets list``: one line per dataset plugin (name, version,
+    description), from the catalogue unless a loaded ``registry`` is given."""
+    catalog = load_catalog() if registry is None else Catalog.from_registry(registry, ["dataset"])
+    lines = []
+    for name in catalog.names("dataset"):
+        metas = catalog.registrations("dataset", name)
+        lines += [(_shown_name(meta, metas), meta) for meta in metas]
+    width = max((len(shown) for shown, _ in lines), default=4)
+    for shown, meta in lines:
+        print(f"{shown:<{width}}  v{meta.version}  {meta.description}")
+    return 0

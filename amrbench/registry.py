@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 import pluggy
 
 from amrbench import hookspecs
-from amrbench.api import KINDS, AmrbenchError, Plugin, did_you_mean
+from amrbench.basics import KINDS, AmrbenchError, did_you_mean
 
 GROUP = "amrbench"
 _UNREGISTERED = ("(unregistered)", "", "")
@@ -111,6 +111,8 @@ class Registry:
 
     # called by plugins from their amrbench_register hook
     def add(self, cls: type) -> None:
+        from amrbench.api import Plugin  # torch: only loading plugins needs it, not this module
+
         if not (isinstance(cls, type) and issubclass(cls, Plugin)) or cls.kind not in KINDS or not cls.name:
             raise TypeError(f"{cls!r} is not an amrbench plugin class with a kind and a name")
         if ":" in cls.name:

@@ -26,6 +26,7 @@ from amrbench import __version__, allocator
 from amrbench.api import AmrbenchError, Context, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
+from amrbench.shipped import RESULTS_ENV, results_root  # noqa: F401 (re-exported)
 from amrbench.store import SCHEMA_VERSION, ArtifactCache, RecordStore
 from amrbench.suite import Suite, expand, normalise
 
@@ -45,7 +46,9 @@ class RunOptions:
 
 
 def results_dir(suite: Suite, options: RunOptions) -> Path:
-    return Path(options.results) if options.results else Path("results") / suite.name
+    """This suite's results folder: ``--results`` when given (the folder itself), else
+    ``<results root>/<suite name>``."""
+    return Path(options.results) if options.results else results_root() / suite.name
 
 
 def resolve_device(name: str) -> torch.device:
@@ -227,14 +230,17 @@ def note_changed_data(todo: list, records, path) -> None:
         print(f"amrbench: note: {path}: {note}", file=sys.stderr)
 
 
-def dry_run_report(suite: Suite, cells: list, done: set) -> str:
+def dry_run_report(suite: Suite, cells: list, done: set, estimate=None, jobs: int = 1) -> str:
+    """The expanded grid with what is done, and, given a ``cost.Estimate`` of the cells
+    still to run, their CPU-hours and wall time with ``jobs`` workers."""
     from tabulate import tabulate
 
     rows = [[c["labels"]["dataset"], c["labels"]["model"], c["labels"]["method"], c["labels"]["budget"],
              c["labels"]["seed"], "done" if c["key"] in done else "todo", c["key"][:12]] for c in cells]
     table = tabulate(rows, headers=["dataset", "model", "method", "budget", "seed", "status", "key"], tablefmt="simple")
     n_done = sum(c["key"] in done for c in cells)
-    return f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, {len(cells) - n_done} to run"
+    text = f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, {len(cells) - n_done} to run"
+    return text + (f"; {estimate.summary(jobs)}" if estimate is not None and len(cells) > n_done else "")
 
 
 @dataclass
@@ -243,10 +249,25 @@ class RunSummary:
     skipped: int
     records: list
     store: RecordStore
+    seconds: float = 0.0
 
     @property
     def failed(self) -> list:
         return [r for r in self.records if r["status"] != "ok"]
+
+    def line(self, suite_name: str, out_dir, figures: int = 0) -> str:
+        """The one line a run ends with: computed and reused cells, time, outputs."""
+        failed = f" ({len(self.failed)} failed)" if self.failed else ""
+        reused = f"; the done ones reused from {self.store.path}" if self.skipped else ""
+        figures_text = f", {figures} figure(s) in {out_dir}" if figures else ""
+        return (f"{suite_name}: {self.cells} cells, {self.skipped} already done, {len(self.records)} run{failed} in "
+                f"{_duration(self.seconds)}{reused}; table {Path(out_dir) / 'table.md'}{figures_text}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s" if seconds < 3600 else \
+        f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def note_other_cpus(stored: dict, todo: list, options: RunOptions, path) -> None:
@@ -271,6 +292,7 @@ def note_other_cpus(stored: dict, todo: list, options: RunOptions, path) -> None
 
 
 def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
+    started = time.time()
     registry = default_registry()
     resolve_device(options.device)
     if options.jobs < 1:
@@ -300,4 +322,4 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     errors += registry.call_reporters("amrbench_suite_done", suite=suite, records=produced)
     for error in dict.fromkeys(errors):
         print(f"amrbench: warning: {error}", file=sys.stderr)
-    return RunSummary(len(cells), len(cells) - len(todo), produced, store)
+    return RunSummary(len(cells), len(cells) - len(todo), produced, store, time.time() - started)

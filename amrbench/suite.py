@@ -25,6 +25,7 @@ import yaml
 
 from amrbench.api import AmrbenchError, Budget, did_you_mean
 from amrbench.cache import stable_hash
+from amrbench.shipped import declared_name, shipped_suites, shipped_suites_dir  # noqa: F401 (re-exported)
 from amrbench.train import TRAIN_DEFAULTS, validate_train_settings
 
 TOP_KEYS = {
@@ -295,6 +296,26 @@ def read_suite_text(path: Path) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise AmrbenchError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the suite as UTF-8") \
             from None
+
+
+def resolve_suite_path(spec) -> Path:
+    """What ``amrbench run SUITE`` reads: an existing file wins; otherwise a shipped
+    suite named by its file stem (``table1``, also ``suites/table1.yaml`` from any
+    folder, as committed ``suite.json`` files name them) or by its ``name:``
+    (``mdm-table1``). Anything else is one line with "did you mean"."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    shipped = shipped_suites()
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if stem in shipped and (path.parent == Path(".") or path.parent.name == "suites"):
+        return shipped[stem]
+    by_name = {declared_name(p): p for p in shipped.values()}
+    if str(spec) in by_name:
+        return by_name[str(spec)]
+    known = sorted(set(shipped) | set(by_name))
+    raise AmrbenchError(f"{spec}: suite file not found, and no shipped suite has that name"
+                        f"{did_you_mean(stem, known)}; `amrbench suites` lists them, or pass a YAML file's path")
 
 
 def load_suite(path, profile: Optional[str] = None, seeds: Optional[list] = None, registry=None) -> Suite:

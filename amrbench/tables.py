@@ -21,6 +21,11 @@ and HTML.
   and columns (``ranks: false`` hides it). Under the tables: average ranks and the
   Friedman test over every complete (group, column) block of displayed means, the
   blocks of the critical-difference diagram (amrbench.figures).
+- Marks: a protocol may declare per-record flags (``table_marks``: a metric, the value
+  that raises it, a sign and a reason; the condense protocol's ``converged: false``).
+  A cell with any such record shows the sign (e.g. †), is never bold nor a bold
+  reference, and the caption gives the reason; so does an Avg over such a cell.
+  ``mark_warnings`` counts them for `amrbench run`.
 - Profile: every format states the profile that made the records, the training-set
   size per dataset (records' ``n_train``, else the dataset spec), seeds and epochs;
   the ``quick`` profile is labelled a smoke test.
@@ -157,20 +162,67 @@ def build_tables(suite, records: list) -> list[Table]:
     frame = records_frame(records, layout["metric"], layout.get("pool"), metric_labels(layout))
     order = axis_labels(suite)
     rows_axis, cols_axis, groups = table_axes(layout)
+    marks = table_marks(suite)
     tables = []
     for group_values in _group_values(order, groups):
         selected = frame
         for axis, value in zip(groups, group_values):
             selected = selected[selected[axis] == value]
         title = " · ".join(str(v) for v in group_values) or (layout["title"] or suite.name)
-        table = _one_table(suite, selected, order[rows_axis], order[cols_axis], title)
-        table.group = dict(zip(groups, group_values))
         in_group = [r for r in records if r.get("status") == "ok"
                     and all(r["labels"].get(a) == v for a, v in zip(groups, group_values))]
+        marked = marked_cells(marks, in_group, rows_axis, cols_axis)
+        table = _one_table(suite, selected, order[rows_axis], order[cols_axis], title, marked, marks)
+        table.group = dict(zip(groups, group_values))
         for spec in layout.get("extra_rows") or []:
             _add_extra_row(table, spec, in_group, order[cols_axis], cols_axis, layout)
         tables.append(table)
     return tables
+
+
+def table_marks(suite) -> list:
+    """The suite protocol's per-record flags (``table_marks``: dicts with ``metric``,
+    ``when``, ``sign``, ``text``); none when the protocol declares none or is unknown."""
+    from amrbench.registry import default_registry
+
+    try:
+        protocol = default_registry().get("protocol", suite.protocol)
+    except AmrbenchError:
+        return []
+    return list(getattr(protocol, "table_marks", ()) or ())
+
+
+def record_signs(marks: list, record: dict) -> list:
+    """The signs of the marks an ok record raises (its metric equals the mark's ``when``)."""
+    metrics = record.get("metrics") or {}
+    return [m["sign"] for m in marks
+            if m["metric"] in metrics and type(metrics[m["metric"]]) is type(m["when"]) and metrics[m["metric"]] == m["when"]]
+
+
+def marked_cells(marks: list, records: list, rows_axis: str, cols_axis: str) -> dict:
+    """(row label, column label) -> the signs raised by any of the cell's ok records."""
+    out: dict = {}
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        for sign in record_signs(marks, r):
+            signs = out.setdefault((r["labels"].get(rows_axis), r["labels"].get(cols_axis)), [])
+            if sign not in signs:
+                signs.append(sign)
+    return out
+
+
+def mark_warnings(suite, records: list) -> list:
+    """One line per raised mark: how many of the suite's ok records (cells) raise it and why."""
+    marks = table_marks(suite)
+    ok = [r for r in records if r.get("status") == "ok"]
+    lines = []
+    for m in marks:
+        n = sum(1 for r in ok if m["sign"] in record_signs([m], r))
+        if n:
+            lines.append(f"{suite.name}: {n} of {len(ok)} cells marked {m['sign']} ({m['text']}); "
+                         f"never bold in the tables")
+    return lines
 
 
 def _add_extra_row(table, spec: dict, records: list, col_values: list, cols_axis: str, layout: dict) -> None:
@@ -219,7 +271,7 @@ def _cell_text(fmt: str, mean: float, std: float, values: dict, scale: float, le
     return fmt.format(mean=mean * scale, std=(high - low) / 2 * scale)
 
 
-def _one_table(suite, frame, row_values, col_values, title) -> Table:
+def _one_table(suite, frame, row_values, col_values, title, marked=None, marks=()) -> Table:
     layout = suite.table
     rows_axis, cols_axis, _ = table_axes(layout)
     scale, fmt, level = float(layout["scale"]), layout["format"], confidence(layout)
@@ -244,17 +296,22 @@ def _one_table(suite, frame, row_values, col_values, title) -> Table:
             exact[i, j] = float(mean) * scale
             means[i, j] = round(exact[i, j], digits)
             texts[i][j] = _cell_text(fmt, float(mean), std, values, scale, level) + \
-                (f" (n={int(count)})" if count != expected else "")
+                (f" (n={int(count)})" if count != expected else "") + "".join((marked or {}).get((r, c), []))
     cell_values = [[samples.get((r, c)) for c in col_values] for r in row_values]
-    bold = np.column_stack([_bold_column(means[:, j], exact[:, j], [row[j] for row in cell_values], layout)
+    flagged = np.array([[(r, c) in (marked or {}) for c in col_values] for r in row_values], dtype=bool).reshape(
+        len(row_values), len(col_values))
+    eligible_means, eligible_exact = np.where(flagged, np.nan, means), np.where(flagged, np.nan, exact)
+    bold = np.column_stack([_bold_column(eligible_means[:, j], eligible_exact[:, j],
+                                         [None if flagged[i, j] else row[j] for i, row in enumerate(cell_values)], layout)
                             for j in range(len(col_values))]) if len(col_values) and len(row_values) else \
         np.zeros((len(row_values), len(col_values)), dtype=bool)
     header = [rows_axis.capitalize()] + [str(c) for c in col_values]
     if layout["avg"] and len(col_values) > 1:
         header.append("Avg")
-        avg_texts, avg_bold = _avg_column(means, cell_values, layout, digits)
+        avg_texts, avg_bold = _avg_column(means, cell_values, layout, digits, flagged.any(axis=1))
         for i in range(len(row_values)):
-            texts[i].append(avg_texts[i])
+            signs = [s for c in col_values for s in (marked or {}).get((row_values[i], c), [])]
+            texts[i].append(avg_texts[i] + "".join(dict.fromkeys(signs)))
         bold = np.column_stack([bold, avg_bold])
     ranks = average_ranks(means, layout) if layout.get("ranks", True) else None
     if ranks is not None:
@@ -263,6 +320,10 @@ def _one_table(suite, frame, row_values, col_values, title) -> Table:
             texts[i].append(f"{ranks[i]:.2f}" if np.isfinite(ranks[i]) else "–")
         bold = np.column_stack([bold, np.zeros(len(row_values), dtype=bool)])
     caption = _caption(suite, frame, counts, expected, ranks is not None)
+    raised = {s for signs in (marked or {}).values() for s in signs}
+    for m in marks:
+        if m["sign"] in raised:
+            caption += f" {m['sign']} {m['text']} (in at least one of the cell's records): never bold."
     return Table(title, header, [str(r) for r in row_values], texts, bold.tolist(), caption,
                  row_values=list(row_values), col_values=list(col_values), samples=samples,
                  pair_names=pair_axes(layout), means=means)
@@ -290,10 +351,10 @@ def _bold_column(shown: np.ndarray, exact: np.ndarray, values: list, layout: dic
     return bold
 
 
-def _avg_column(means: np.ndarray, cell_values: list, layout: dict, digits: int) -> tuple:
+def _avg_column(means: np.ndarray, cell_values: list, layout: dict, digits: int, flagged=None) -> tuple:
     """The Avg column's texts (mean of the displayed column means) and its bold flags,
     tested over each row's per-pair averages across the columns (pairs present in
-    every column)."""
+    every column); a ``flagged`` row (a marked cell) is never bold."""
     full = ~np.isnan(means).any(axis=1)
     avg = np.array([round(float(np.mean(means[i])), digits) if full[i] else np.nan for i in range(len(means))])
     per_pair = []
@@ -305,6 +366,9 @@ def _avg_column(means: np.ndarray, cell_values: list, layout: dict, digits: int)
         per_pair.append({k: float(np.mean([cell[k] for cell in row])) for k in common} or None)
     exact = np.array([float(np.mean(list(p.values()))) if p else np.nan for p in per_pair])
     texts = [f"{avg[i]:.{digits}f}" if full[i] else "–" for i in range(len(means))]
+    if flagged is not None and flagged.any():
+        avg, exact = np.where(flagged, np.nan, avg), np.where(flagged, np.nan, exact)
+        per_pair = [None if f else p for f, p in zip(flagged, per_pair)]
     return texts, _bold_column(avg, exact, per_pair, layout)
 
 

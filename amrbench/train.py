@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from amrbench import allocator, transforms
+from amrbench import allocator, progress, transforms
 from amrbench.api import AmrbenchError, SignalSet, did_you_mean
 
 TRAIN_DEFAULTS = {
@@ -91,7 +91,8 @@ def fit(net: nn.Module, input_format: str, data: SignalSet, settings: dict, gene
     """Train ``net`` on ``data`` (weighted by ``data.weights`` when present).
 
     ``on_batch(epoch, index, logits, losses)`` sees every training batch (used to record
-    per-sample training dynamics without a second pass)."""
+    per-sample training dynamics without a second pass). Each finished epoch is reported
+    to this process's progress display (``amrbench.progress.epoch_done``)."""
     net.to(device).train()
     n = len(data)
     if n == 0 or settings["epochs"] == 0:
@@ -121,6 +122,7 @@ def fit(net: nn.Module, input_format: str, data: SignalSet, settings: dict, gene
                     on_batch(epoch, index, logits.detach(), losses.detach())
             if scheduler is not None:
                 scheduler.step()
+            progress.epoch_done(epoch + 1, settings["epochs"])
     return net
 
 

@@ -84,9 +84,11 @@ def test_mdm_with_alpha_zero_is_dm():
     assert not torch.equal(dm.x, mdm1.x)
 
 
-def test_mdm_loss_is_td_plus_alpha_fd():
+@pytest.mark.parametrize("fd_scale", ["none", "init"])
+def test_mdm_loss_is_td_plus_alpha_fd(fd_scale):
+    """fd_scale none: the paper's Eq. 11; init: L_FD weighed by w = L_TD / L_FD at S_0."""
     ctx, train, _ = toy_context(source="alexnet")
-    c = prepared("mdm", ctx, train, 3, alpha=0.25)
+    c = prepared("mdm", ctx, train, 3, alpha=0.25, fd_scale=fd_scale)
     c.embedder.sample()
     index, labels = c.sampler.sample()
     real, syn = train.x[index], c.syn_x.detach()
@@ -94,7 +96,9 @@ def test_mdm_loss_is_td_plus_alpha_fd():
     td = cz.mean_embedding_loss(c.embedder, real, labels, syn, c.syn_y, c.num_classes)
     fd = cz.mean_embedding_loss(c.embedder, cz.dft_magnitude(real), labels, cz.dft_magnitude(syn), c.syn_y,
                                 c.num_classes)
-    assert torch.allclose(total, td + 0.25 * fd, rtol=1e-5)
+    weight = 1.0 if fd_scale == "none" else c.details["fd_weight"]
+    assert (weight == 1.0) == (fd_scale == "none")
+    assert torch.allclose(total, td + 0.25 * weight * fd, rtol=1e-5)
 
 
 def test_dft_branch_matches_numpy():
@@ -219,7 +223,7 @@ settings: {eval_models: 2, whole_dataset: true}
 """
 
 
-def test_condense_protocol_end_to_end(write_suite, tmp_path, isolated_cache):
+def test_condense_protocol_end_to_end(write_suite, tmp_path, isolated_cache, capsys):
     from amrbench.cli import main
     from amrbench.store import RecordStore
 
@@ -227,6 +231,17 @@ def test_condense_protocol_end_to_end(write_suite, tmp_path, isolated_cache):
     assert main(["run", str(path), "--results", str(tmp_path / "out")]) == 0
     records = RecordStore(tmp_path / "out" / "records.jsonl").read()
     assert len(records) == 8 and all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    # convergence figures in every synthetic condensation's record; DC's single iteration cannot converge
+    synthetic = [r for r in records if r["labels"]["method"] != "Random"]
+    for r in synthetic:
+        m = r["metrics"]
+        assert m["movement"] >= 0 and 1 <= len(m["loss_curve"]) <= 50 and m["loss_window"] == 1
+        assert m["first_loss"] == m["loss_curve"][0][1] and m["final_loss"] == m["loss_curve"][-1][1]
+    assert all(r["metrics"]["converged"] is False for r in synthetic if r["labels"]["method"] == "DC")
+    assert all("converged" not in r["metrics"] for r in records if r["labels"]["method"] == "Random")
+    unconverged = sum(r["metrics"].get("converged") is False for r in records)
+    err = capsys.readouterr().err
+    assert f"amrbench: warning: condense-tiny: {unconverged} of 8 cells marked †" in err
     for r in records:
         m = r["metrics"]
         assert len(m["accuracies"]) == 2 and m["accuracy"] == pytest.approx(np.mean(m["accuracies"]))
@@ -253,13 +268,16 @@ def _cli(argv):
     return args.handler(args, default_registry())
 
 
-def test_condense_export_and_plot(tmp_path):
+def test_condense_export_and_plot(tmp_path, capsys):
     import h5py
 
     out = tmp_path / "mdm.h5"
     assert _cli(["condense", "toy", "--method", "mdm", "--spc", "3", "--model", "cnn1d", "--param", "iterations=1",
                  "--param", "lr=0.1", "--param", "batch_real=8", "--data-param", "per_class_per_snr=24",
                  "--data-param", "length=64", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "lr 0.1\n" in err and "means over the first/last 1 of 1 iterations), movement ||S - S0|| / ||S0|| = " in err
+    assert "UNCONVERGED" in err  # one iteration: the loss cannot fall
     with h5py.File(out) as f:
         assert f["x"].shape == (12, 2, 64) and f["y"].shape == (12,) and f["snr"].shape == (12,)
         assert [c.decode() if isinstance(c, bytes) else c for c in f.attrs["classes"]] == ["BPSK", "QPSK", "8PSK", "QAM16"]

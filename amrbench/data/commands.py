@@ -24,9 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrbench.api import AmrbenchError
-from amrbench.data import store
-from amrbench.data.splits import filter_snr
+from amrbench.basics import AmrbenchError
 
 
 # --------------------------------------------------------------------------- parser
@@ -36,7 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="datasets_command", metavar="{list,info,make,plot}")
     sub.required = True
-    sub.add_parser("list", help="list the dataset plugins").set_defaults(handler=cmd_list)
+    from amrbench.listing import list_datasets
+
+    sub.add_parser("list", help="list the dataset plugins").set_defaults(handler=list_datasets, loads_plugins=False)
     info = sub.add_parser("info", help="classes, counts per class x SNR, shapes, cache location")
     make = sub.add_parser("make", help="generate a dataset into the cache")
     plot = sub.add_parser("plot", help="PNG grid with one example per class")
@@ -53,7 +53,7 @@ def _add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset plugin name (see `amrbench datasets list`)")
     p.add_argument("--path", default=None, help="data file of a loader plugin")
     p.add_argument("--snr", nargs=2, type=float, metavar=("LO", "HI"), default=None, help="keep LO <= SNR <= HI")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of a generated dataset (default 0)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="other dataset parameter")
 
 
@@ -81,6 +81,8 @@ def create_dataset(args, registry):
 
 def load_dataset(args, registry):
     """(plugin, its SNR-filtered SignalSet); AmrbenchError when nothing is left."""
+    from amrbench.data.splits import filter_snr
+
     dataset = create_dataset(args, registry)
     snr = tuple(args.snr) if args.snr else None
     data = filter_snr(dataset.load(args.seed, snr), snr)
@@ -91,19 +93,12 @@ def load_dataset(args, registry):
 
 
 # --------------------------------------------------------------------------- handlers
-def cmd_list(args, registry) -> int:
-    names = registry.names("dataset")
-    width = max((len(n) for n in names), default=4)
-    for name in names:
-        cls = registry.get("dataset", name)
-        print(f"{name:<{width}}  v{cls.version}  {cls.description()}")
-    return 0
-
-
 def _cache_location(dataset, args) -> str:
     if hasattr(dataset, "cache_path"):
         path = dataset.cache_path(args.seed, tuple(args.snr) if args.snr else None)
         return f"{path} ({'present' if path.exists() else 'absent'})"
+    from amrbench.data import store
+
     return f"{store.datasets_dir()} (loader caches, if any)"
 
 

@@ -6,7 +6,8 @@ generic ``file`` dataset format (datasets ``x`` (N, 2, L) float32, ``y`` (N,) in
 ``file`` dataset plugin. Files are written to a temporary name in the same folder and
 moved into place with ``os.replace``, so a reader never sees a half-written file; a lock
 file keeps two processes from generating the same set twice; a corrupt file is
-regenerated.
+regenerated. The first set a process writes is announced on stderr (where, how big),
+once per process.
 """
 from __future__ import annotations
 
@@ -84,7 +85,25 @@ def cached_signalset(path, make: Callable[[], SignalSet], snr=None, allow_nonfin
             return found
         data = make()
         write_signalset(path, data)
+        _note_first_write(path, data.name)
         return filter_snr(data, snr)
+
+
+_noted_write = False
+
+
+def _note_first_write(path: Path, name: str) -> None:
+    """Say once per process where a generated set was cached and how big it is: it can
+    take hundreds of MB of disk the user never asked for by name."""
+    global _noted_write
+    if _noted_write:
+        return
+    _noted_write = True
+    from amrbench import progress
+    from amrbench.cache import human_size, shown_path
+
+    progress.note(f"amrbench: cached {name} ({human_size(path.stat().st_size)}) in {shown_path(path.parent)}; "
+                  "`amrbench cache info` shows the cache")
 
 
 def _try_read(path: Path, snr, allow_nonfinite: bool):

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amrbench import compress
+from amrbench import compress, progress
 from amrbench.api import AmrbenchError, Compressor, derive_seed
 from amrbench.hookspecs import hookimpl
 
@@ -208,7 +208,8 @@ def train_loop(parameters, loss_fn: Callable, source: Callable, n: int, epochs: 
                schedule: str, grad_clip: float, generator: torch.Generator, device: torch.device,
                on_step: Optional[Callable] = None) -> list:
     """Minibatch Adam on ``loss_fn(batch, step, total_steps)``; ``source(index)`` gives a
-    batch (tensors stay on the device, batches by index). Returns per-epoch mean losses."""
+    batch (tensors stay on the device, batches by index). Returns per-epoch mean losses;
+    each epoch is reported to the progress display (``amrbench.progress.epoch_done``)."""
     parameters = [p for p in parameters if p.requires_grad]
     if not parameters or n == 0 or epochs == 0:
         return []
@@ -236,6 +237,7 @@ def train_loop(parameters, loss_fn: Callable, source: Callable, n: int, epochs: 
             running += float(loss.detach())
             step += 1
         history.append(running / steps_per_epoch)
+        progress.epoch_done(len(history), epochs)
     return history
 
 

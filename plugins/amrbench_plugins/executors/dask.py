@@ -361,6 +361,8 @@ class DaskExecutor(Executor):
     def _stream(self, client, cells, plan, opts, notify):
         from distributed import as_completed
 
+        from amrbench import progress
+
         artifacts, needs = plan
         retries = int(self.params["retries"])
         resources = {"GPU": 1} if str(opts.get("device", "cpu")).startswith("cuda") else None
@@ -382,6 +384,7 @@ class DaskExecutor(Executor):
             stream.add(future)
 
         for akey, (cell, kind) in artifacts.items():
+            progress.artifact_started(cell, kind)
             future = client.submit(run_artifact, cell, kind, opts, key=f"amrbench-{kind}-{akey[1]}",
                                    resources=resources, priority=10, retries=0)
             what[future] = ("artifact", akey)
@@ -394,6 +397,8 @@ class DaskExecutor(Executor):
             role, item = what.pop(future)
             if role == "artifact":
                 problem = _died(future, retries)
+                progress.artifact_done(*artifacts[item], problem or (future.result() if future.status == "finished"
+                                                                     else str(future.exception())))
                 for cell in dependents.get(item, []):
                     if problem:
                         doomed.setdefault(cell["key"], f"{problem} while computing the shared artifact {item[0]!r}")

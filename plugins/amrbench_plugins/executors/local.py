@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from amrbench import runner
+from amrbench import progress, runner
 from amrbench.api import AmrbenchError, Executor
 from amrbench.hookspecs import hookimpl
 
@@ -205,7 +205,8 @@ class LocalExecutor(Executor):
     @staticmethod
     def _serial(cells, options, notify):
         for cell, kind in runner.prerequisites(cells, options):
-            runner.execute_artifact(cell, kind, options)
+            progress.artifact_started(cell, kind)
+            progress.artifact_done(cell, kind, runner.execute_artifact(cell, kind, options))
         for cell in cells:
             if notify:
                 notify(cell)
@@ -242,11 +243,18 @@ class LocalExecutor(Executor):
         tasks = [Task(runner.execute_artifact, (cell, kind, options), name=akey)
                  for akey, (cell, kind) in artifacts.items()]
         doomed = {}
-        for task, future in run_tasks(pool, tasks, retries):
+        for task, future in run_tasks(pool, tasks, retries, lambda task: progress.artifact_started(*task.args[:2])):
             if future is None:
                 doomed[task.name] = died_message(task.deaths, retries,
                                                  f"computing the shared artifact {task.name[0]!r} this cell needs")
+            progress.artifact_done(*task.args[:2], doomed[task.name] if future is None else _failure(future))
         return doomed
+
+
+def _failure(future) -> Optional[str]:
+    """Why a finished artifact task failed (``execute_artifact`` returns it), or None."""
+    exc = future.exception()
+    return f"{type(exc).__name__}: {exc}" if exc is not None else future.result()
 
 
 def _cell_record(task: Task, future, options: dict, retries: int) -> dict:

@@ -23,8 +23,17 @@ Training follows the suite's ``train:`` (the paper: SGD lr 0.001, momentum 0.9, 
 model), ``accuracy_std`` (sample std over them), ``per_snr`` / ``per_class`` (means over
 the models), ``confusion`` (summed), ``spc``, ``n_condensed``, ``n_train``, ``spc_ratio``
 (condensed size as % of the training set: the paper's "Ratio (%)"), ``condense_time_s``
-(of the artifact's computation), ``eval_time_s``, ``condense_net``, ``condense_lr`` and
-``final_loss`` (synthetic condensers), and ``whole_*`` with ``whole_dataset``.
+(of the artifact's computation), ``eval_time_s``, ``condense_net``, ``condense_lr``, and
+``whole_*`` with ``whole_dataset``.
+
+Convergence (synthetic condensers, amrbench.condense.convergence_summary):
+``first_loss`` / ``final_loss`` (the matching loss averaged over the first / last
+``loss_window`` iterations: 5 % of ``condense_iterations``, at least 1), ``loss_drop``
+(1 - final/first), ``movement`` (||S_final - S_0|| / ||S_0||), ``loss_curve`` (at most 50
+[iteration, mean loss] points), ``converged`` (movement >= 1 % and loss_drop >= 10 %)
+and ``condense_details`` (the lr search's candidates and held-out losses, MDM's domain
+weight). ``converged: false`` is the protocol's table mark (``table_marks``): the cell
+gets a † and is never bold; `amrbench run` warns about such cells.
 """
 from __future__ import annotations
 
@@ -35,6 +44,7 @@ import torch
 
 from amrbench import resources
 from amrbench.api import AmrbenchError, Protocol, SignalSet, derive_seed
+from amrbench.condense import UNCONVERGED_TEXT
 from amrbench.hookspecs import hookimpl
 from amrbench.resources import register_resource
 from amrbench.train import evaluate, fit
@@ -83,13 +93,29 @@ def _compute_condensed(ctx) -> dict:
     seconds = time.perf_counter() - started
     check_condensed(out, train, spc, cell["method"]["name"])
     history = getattr(condenser, "history", None) or []
+    convergence = getattr(condenser, "convergence", None)
     return {
         "x": out.x.detach().cpu(), "y": out.y.cpu(), "snr": out.snr.cpu(), "classes": list(out.classes),
         "weights": None if out.weights is None else out.weights.cpu(), "name": out.name,
         "condense_time_s": seconds, "net": condense_net(condenser, ctx),
         "lr": getattr(condenser, "lr", None), "history": [float(v) for v in history],
         "seconds_per_iteration": (getattr(condenser, "seconds", seconds) / len(history)) if history else None,
+        "convergence": dict(convergence) if convergence else None,
+        "details": dict(getattr(condenser, "details", None) or {}) or None,
     }
+
+
+def convergence_metrics(artifact: dict) -> dict:
+    """The record's convergence figures (none for condensers without iterations, e.g. coreset)."""
+    summary = artifact.get("convergence")
+    if not summary:
+        return {}
+    out = {k: summary[k] for k in ("first_loss", "final_loss", "loss_window", "loss_drop", "movement", "loss_curve",
+                                   "converged")}
+    out["condense_iterations"] = summary["iterations"]
+    if artifact.get("details"):
+        out["condense_details"] = artifact["details"]
+    return out
 
 
 def check_condensed(out: SignalSet, train: SignalSet, spc: int, method: str) -> None:
@@ -159,9 +185,13 @@ class CondenseProtocol(Protocol):
     budget_axis = "spc"
     defaults = {"eval_models": 5, "whole_dataset": False, "scoring": {}}
     train_settings = ("scoring",)
+    #: per-record flags amrbench.tables marks on every cell (and never bolds)
+    table_marks = ({"metric": "converged", "when": False, "sign": "†",
+                    "text": f"unconverged condensation: {UNCONVERGED_TEXT}"},)
     metrics = ("accuracy", "accuracies", "accuracy_std", "per_snr", "per_class", "confusion", "n_test", "spc",
                "n_condensed", "n_train", "spc_ratio", "condense_time_s", "eval_time_s", "condense_net", "condense_lr",
-               "seconds_per_iteration", "final_loss", "first_loss", "whole_accuracy", "whole_accuracies",
+               "seconds_per_iteration", "final_loss", "first_loss", "loss_window", "loss_drop", "movement",
+               "loss_curve", "condense_iterations", "converged", "condense_details", "whole_accuracy", "whole_accuracies",
                "whole_accuracy_std", "whole_per_snr", "whole_time_s")
 
     def __init__(self, **params):
@@ -196,8 +226,8 @@ class CondenseProtocol(Protocol):
             condense_time_s=round(float(artifact["condense_time_s"]), 3), eval_time_s=round(result["time_s"], 3),
             condense_net=artifact.get("net"), condense_lr=artifact.get("lr"),
             seconds_per_iteration=artifact.get("seconds_per_iteration"),
-            final_loss=history[-1] if history else None, first_loss=history[0] if history else None,
         )
+        metrics.update(convergence_metrics(artifact))
         if cell["settings"].get("whole_dataset"):
             whole = ctx.resource("whole-dataset")
             metrics.update(whole_accuracy=whole["accuracy"], whole_accuracies=whole["accuracies"],

@@ -1,0 +1,119 @@
+"""The suites that ship with amrbench, found and listed without importing torch.
+
+``amrbench suites`` must answer in well under two seconds, so this module reads the
+suite files as plain YAML (no validation, no plugins) and the committed records as JSON
+lines: per shipped suite its ``name:``, file, profiles, and the CPU time its stored
+records took (the sum of their ``wall_time_s``) per profile that made them (the results
+folders' ``suite.json``). Estimates for grids not yet run need the cost model
+(``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the plugins.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+RESULTS_ENV = "AMRBENCH_RESULTS"
+
+
+def shipped_suites_dir() -> Optional[Path]:
+    """The folder of the suites that ship with amrbench: the installed package data
+    ``amrbench_suites`` (pyproject maps the repository's ``suites/`` to it), else the
+    checkout's ``suites/`` beside the ``amrbench`` package (an editable install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("amrbench_suites")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if any(Path(location).glob("*.yaml")):
+            return Path(location)
+    checkout = Path(__file__).resolve().parent.parent / "suites"
+    return checkout if checkout.is_dir() else None
+
+
+def shipped_suites() -> dict:
+    """File stem -> path of every shipped suite, sorted by stem."""
+    folder = shipped_suites_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder else {}
+
+
+def results_root() -> Path:
+    """Where suites' results folders go: ``$AMRBENCH_RESULTS``, else ``./results``."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def plain_yaml(path: Path) -> dict:
+    """The suite file as a plain mapping ({} when it is not one or cannot be read)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def declared_name(path: Path) -> str:
+    """A suite file's top-level ``name:`` (its file stem when absent or unreadable)."""
+    name = plain_yaml(path).get("name")
+    return str(name) if name not in (None, "") else path.stem
+
+
+def stored_cpu_hours(roots) -> dict:
+    """(suite file stem, profile or None) -> (records, CPU-hours) of the ok records in
+    every ``<root>/*/records.jsonl`` whose ``suite.json`` names a shipped suite file."""
+    totals: dict = {}
+    for root in roots:
+        for meta_path in sorted(Path(root).glob("*/suite.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(meta, dict) or not meta.get("suite"):
+                continue
+            key = (Path(str(meta["suite"])).stem, meta.get("profile"))
+            count, seconds = totals.get(key, (0, 0.0))
+            for record in _ok_records(meta_path.parent / "records.jsonl"):
+                count, seconds = count + 1, seconds + float(record.get("wall_time_s") or 0.0)
+            totals[key] = (count, seconds)
+    return {key: (count, seconds / 3600) for key, (count, seconds) in totals.items()}
+
+
+def _ok_records(path: Path):
+    """The ok records of a records file, one per key (the last), unreadable lines skipped."""
+    latest: dict = {}
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    for raw in lines:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("status") == "ok" and record.get("key"):
+            latest[record["key"]] = record
+    return latest.values()
+
+
+def suites_rows(roots=None) -> list:
+    """One row per shipped suite and profile: name, file, profile, and the CPU-hours of
+    the records stored for it ("-" when none)."""
+    checkout = Path(__file__).resolve().parent.parent / "results"
+    roots = roots if roots is not None else [results_root()] + ([checkout] if checkout.is_dir() else [])
+    stored = stored_cpu_hours(dict.fromkeys(Path(r).resolve() for r in roots if Path(r).is_dir()))
+    rows = []
+    for stem, path in shipped_suites().items():
+        data = plain_yaml(path)
+        profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+        for profile in [None, *profiles]:
+            count, hours = stored.get((stem, profile), (0, 0.0))
+            rows.append([declared_name(path), f"suites/{path.name}", profile or "(default)",
+                         f"{hours:.2f} ({count} cells)" if count else "-"])
+    return rows
+
+
+def suites_table(roots=None) -> str:
+    from tabulate import tabulate
+
+    return tabulate(suites_rows(roots), headers=["suite", "file", "profile", "stored CPU-hours"], tablefmt="simple")
