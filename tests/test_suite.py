@@ -223,7 +223,10 @@ def test_a_run_writes_only_under_its_results_cache_and_home(tmp_path, name, own_
     suite.write_text(text.replace("rates: [0.25, 0.5]", "rates: [0.5]").replace("seeds: [0, 1]", "seeds: [0]"))
     results = tmp_path / "out" if own_results else work / "results"
     args = ["run", str(suite), "--cache", str(artifacts)] + (["--results", str(results)] if own_results else [])
-    env = {**os.environ, "HOME": str(home), "AMRBENCH_CACHE": str(cache), "TMPDIR": str(temp),
+    # torch records its compile caches' folder in the environment once it used them (an
+    # earlier test in this process may have): let the child choose its own, under TMPDIR
+    inherited = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    env = {**inherited, "HOME": str(home), "AMRBENCH_CACHE": str(cache), "TMPDIR": str(temp),
            "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-c", AUDITED_RUN, *args], cwd=work, env=env, capture_output=True,
                           text=True, timeout=300)
