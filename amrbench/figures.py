@@ -99,6 +99,9 @@ def _write_curve_csv(path: Path, points: list) -> None:
             writer.writerow([row, label, f"{x:g}", *(f"{v:.6g}" if np.isfinite(v) else "" for v in (mean, low, high)), n])
 
 
+STABLE_PNG = {"Software": None}  # no matplotlib version in the file: same records, same bytes
+
+
 def _pyplot():
     import matplotlib
 
@@ -134,7 +137,7 @@ def _plot_curve(suite, title: str, points: list, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, metadata=STABLE_PNG)
     finally:
         plt.close(fig)
 
@@ -163,8 +166,9 @@ def write_cd_diagram(suite, tables: list, out_dir: Path) -> tuple:
                      f"(group, column) blocks; Friedman p = {result.pvalue:.3g}\nbars join rows the {POSTHOC} "
                      f"test cannot tell apart (α = {stats.ALPHA:g})", fontsize=8)
         fig.tight_layout()
-        fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight")
-        fig.savefig(out_dir / f"{name}.svg", bbox_inches="tight")
+        fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight", metadata=STABLE_PNG)
+        with plt.rc_context({"svg.hashsalt": "amrbench"}):  # the same records give the same bytes
+            fig.savefig(out_dir / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
     finally:
         plt.close(fig)
     return out_dir / f"{name}.png", None
