@@ -78,7 +78,7 @@ def test_suites_cost_estimates_every_profile(monkeypatch, capsys):
     assert [r[:3] for r in rows][:2] == [["mdm-table1", "suites/table1.yaml", "(default)"],
                                          ["mdm-table1", "suites/table1.yaml", "quick"]]
     assert rows[0][-1] == "estimated" and float(rows[0][4]) > 24  # the paper protocol: days of CPU
-    assert float(rows[1][4]) < 2
+    assert float(rows[1][4]) < float(rows[0][4]) / 100  # the smoke profile: a small fraction of it
 
 
 def test_suite_json_names_a_shipped_suite_portably():
