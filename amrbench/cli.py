@@ -19,7 +19,7 @@ DEFAULT_SUITE = "suites/quick.yaml"
 # modules contributing subcommands through add_parser(subparsers); their handlers are
 # called as handler(args, registry)
 COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli", "amrbench.compress_plots",
-                               "amrbench.explain_plots", "amrbench.cache_commands")
+                               "amrbench.explain_plots", "amrbench.cache_commands", "amrbench.report")
                    if importlib.util.find_spec(m) is not None]
 
 
@@ -54,8 +54,8 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help="a suite YAML file, or a shipped suite by file "
                    f"name or name: (table1, mdm-table1; `amrbench suites` lists them; default {DEFAULT_SUITE})")
     p.add_argument("--profile", help="named overrides from the suite's profiles: block (e.g. quick)")
-    p.add_argument("--results", help="this suite's results folder (default <root>/<suite name>/, the root being "
-                   "$AMRBENCH_RESULTS or ./results)")
+    p.add_argument("--results", help="this suite's results folder (default <root>/<suite name>/, "
+                   "<root>/<suite name>-<profile>/ with --profile; the root being $AMRBENCH_RESULTS or ./results)")
     p.add_argument("--seeds", type=_seeds, help="override the suite's seeds: 0,1,2 or 0-4")
 
 
@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "estimated CPU-hours and wall time of the rest")
     run.add_argument("--yes", action="store_true", help="run a local grid estimated at more than 24 CPU-hours")
     run.add_argument("--format", default="markdown", help="format of the table printed at the end")
+    run.add_argument("--reporter", action="append", default=[], help="turn on an opt-in reporter for this run "
+                     "(repeatable): mlflow, with amrbench[mlflow] (docs/reporters.md)")
+    run.add_argument("--tracking-uri", help="mlflow reporter: where to log (default $MLFLOW_TRACKING_URI, else "
+                     "./mlruns); implies --reporter mlflow")
 
     table = sub.add_parser("table", help="re-render a suite's table from stored records")
     _suite_args(table)
@@ -96,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="rebuild results/LEADERBOARD.md from committed records")
     board.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    board.add_argument("--results-root", default="results", help="folder holding one results folder per suite; "
-                       "LEADERBOARD.md is written there (default results)")
+    board.add_argument("--results-root", help="folder holding one results folder per suite; LEADERBOARD.md is "
+                       "written there (default $AMRBENCH_RESULTS, else ./results)")
     board.add_argument("--suites", default="suites", help="folder of suite files")
 
     suites = sub.add_parser("suites", help="list the shipped suites: name, file, profiles and the CPU-hours their "
@@ -196,6 +200,7 @@ def cmd_run(args) -> int:
         return 0
     from amrbench.store import write_suite_meta, write_text_file
 
+    _enable_reporters(args)
     _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
     _confirm_cost(suite, args, out_dir)
@@ -213,6 +218,17 @@ def cmd_run(args) -> int:
     figures = sum(1 for p in Path(out_dir).glob("*") if p.suffix in (".png", ".svg", ".pdf"))
     print(summary.line(suite.name, out_dir, figures), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _enable_reporters(args) -> None:
+    """``--reporter NAME`` (and ``--tracking-uri``, which implies mlflow): turn on those
+    opt-in reporters before anything runs, so that a missing extra fails first."""
+    names = args.reporter + (["mlflow"] if args.tracking_uri else [])
+    if names:
+        from amrbench.registry import default_registry
+        from amrbench.reporting import enable_reporters
+
+        enable_reporters(default_registry(), names, {"tracking_uri": args.tracking_uri})
 
 
 def _estimate(todo: list, *extra_roots):
@@ -298,7 +314,9 @@ def cmd_list(args) -> int:
 def cmd_leaderboard(args) -> int:
     from amrbench.leaderboard import build_leaderboard
 
-    root = Path(args.results_root)
+    from amrbench.shipped import results_root
+
+    root = Path(args.results_root) if args.results_root else results_root()
     text = build_leaderboard(root, Path(args.suites))
     target = root / "LEADERBOARD.md"
     if args.check:

@@ -10,10 +10,20 @@ The model is fitted on stored records' timings (every ``<results>/*/records.json
   training budget (rate × training split, spc × classes, or the whole split) and ``k``
   is fitted per (protocol, method) from stored wall times (it absorbs selection,
   evaluation and explanation work), falling back to the protocol's, then to 1;
-- a shared artifact (the scoring run of coreset selection, a condensed set, a fitted
-  compressor, a classifier) costs ``k × rate(source) × training split × epochs``, ``k``
-  fitted per (kind, method) from the artifact times records carry, else 1 (a plain
-  full-data training run, which the scoring run is).
+- a shared training artifact (the scoring run of coreset selection, a fitted compressor,
+  a classifier, the whole-dataset models of condensation) costs ``k × rate(model) ×
+  signal-epochs`` of the training it does, ``k`` fitted per kind (per (kind, method)
+  where the work depends on the method: compressors) from the artifact times records
+  carry, else 1;
+- a synthetic condensation (DC, DM, MDM and any other ``SyntheticCondenser``) does not
+  scale with the dataset: it costs its iterations, plus the ``lr: search`` probes
+  (candidates × probe iterations) and held-out scoring, times the work of one
+  iteration, which is forward passes of its network (``CondensationWork``: real and
+  synthetic signals per class, the matching loops of DC) × the network's forward FLOPs
+  at the signal length. Seconds per such FLOP are fitted per condenser on the records'
+  ``seconds_per_iteration``, else over every condenser's records, else taken from the
+  network's training rate (a training signal-epoch being ``FORWARD_TO_TRAINING``
+  forward passes).
 
 A model or signal length with no stored training time gets an analytic rate: its
 forward FLOPs per signal × seconds per FLOP fitted on the stored rates, or, with no
@@ -32,6 +42,7 @@ from typing import Iterable, Optional
 
 from amrbench.api import AmrbenchError, Context
 from amrbench.cache import stable_hash
+from amrbench.shipped import ARTIFACT_TIMES  # shared artifact kind -> the record metric timing it
 
 CONFIRM_CPU_HOURS = 24.0
 # Share of this machine's matrix-multiply rate that training small networks reaches
@@ -46,10 +57,10 @@ TRAINING_TIMES = {
     "compress": ("classifier_train_time_s", "source", None),
     "explain": ("classifier_train_time_s", "source", None),
 }
-# shared artifact kind -> the metric that records how long it took
-ARTIFACT_TIMES = {"condensed": "condense_time_s", "whole-dataset": "whole_time_s", "compressor": "fit_time_s",
-                  "clean-classifier": "classifier_train_time_s", "explain-classifier": "classifier_train_time_s"}
-METHOD_ARTIFACTS = {"condensed", "compressor"}  # kinds whose work depends on the method
+METHOD_ARTIFACTS = {"condensed", "compressor"}  # kinds whose work depends on the method: factors per method
+# matching losses a synthetic condenser computes per iteration (MDM: time and frequency
+# domain through the same network); any other: one
+MATCHING_DOMAINS = {"mdm": 2}
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,109 @@ def _artifact_work(cell: dict, shape: DataShape) -> float:
     return shape.n_train * _artifact_epochs(cell)
 
 
+def _artifact_training(cell: dict, kind: str, shape: DataShape) -> tuple:
+    """(model role, signal-epochs) of the training a shared artifact does: the
+    whole-dataset row trains ``eval_models`` target models for the suite's epochs; the
+    others are one full-data run of the source model (scoring run, classifier,
+    compressor fit)."""
+    if kind == "whole-dataset":
+        models = cell["settings"].get("eval_models", 1)
+        models = models if isinstance(models, int) and models > 0 else 1
+        return "target", shape.n_train * int(cell["train"]["epochs"]) * models
+    return "source", _artifact_work(cell, shape)
+
+
+# --------------------------------------------------------------------------- condensation
+def synthetic_condenser(registry, method: dict):
+    """The class of a synthetic condenser (one that learns signals by iterations of a
+    matching loss, ``amrbench.condense.SyntheticCondenser``), else None."""
+    from amrbench.condense import SyntheticCondenser
+
+    try:
+        cls = registry.get("condenser", method["name"])
+    except (AmrbenchError, KeyError):
+        return None
+    params = method.get("params") or {}
+    ok = isinstance(cls, type) and issubclass(cls, SyntheticCondenser) and isinstance(params.get("iterations"), int)
+    return cls if ok else None
+
+
+def condensation_net(cell: dict) -> str:
+    """The network a synthetic condenser matches with: its ``net`` parameter, or the
+    cell's source model."""
+    net = (cell["method"].get("params") or {}).get("net", "source")
+    return cell["model"]["source"] if net in (None, "source") else str(net)
+
+
+def _matching_loops(cls, params: dict, spc: int) -> tuple:
+    """(outer matching steps, inner training epochs) of one gradient-matching iteration:
+    ``loops`` when given, else the condenser module's ``reference_loops(spc)`` table."""
+    loops = params.get("loops")
+    if isinstance(loops, (list, tuple)) and len(loops) == 2:
+        return int(loops[0]), int(loops[1])
+    table = getattr(inspect.getmodule(cls), "reference_loops", None)
+    return tuple(table(spc)) if callable(table) else (1, 1)
+
+
+class CondensationWork:
+    """Forward passes of the matching network (in units of one signal's forward pass; a
+    backward counts ``FORWARD_TO_TRAINING - 1`` more) that a synthetic condensation does.
+
+    Distribution matching (DM; MDM twice, one per domain): per iteration the real batch
+    (``batch_real`` signals of every class, at most the class) goes forward, the
+    synthetic set forward and backward. Gradient matching (a condenser whose network is
+    trained, DC): per outer step, for every class, the real batch forward and backward
+    to the weights, the synthetic signals through a double backward (twice a training
+    pass), ``bn_batch`` real signals of every class forward to fix batch norm; between
+    outer steps, ``inner`` training epochs on the synthetic set."""
+
+    def __init__(self, cls, method: dict, shape: DataShape, spc: int):
+        p = method.get("params") or {}
+        self.p, self.k, self.spc = p, shape.n_classes, int(spc)
+        self.class_size = max(1, shape.n_train // max(1, shape.n_classes))
+        self.gradient = bool(getattr(cls, "trainable_net", False))
+        self.domains = MATCHING_DOMAINS.get(method["name"], 1) if p.get("alpha", 1) != 0 else 1
+        self.outer, self.inner = _matching_loops(cls, p, self.spc) if self.gradient else (1, 0)
+
+    def _real(self, fraction: float = 1.0) -> int:
+        return min(int(self.p.get("batch_real", 256)), max(1, int(fraction * self.class_size)))
+
+    def matching(self, real: int, backward: bool = True) -> float:
+        """One matching loss over every class (with the backward to the synthetic set)."""
+        t = FORWARD_TO_TRAINING
+        if self.gradient:
+            bn = min(int(self.p.get("bn_batch", 16)), self.class_size)
+            return self.k * (t * real + (2 * t if backward else t) * self.spc + bn)
+        return self.domains * self.k * (real + (t if backward else 1) * self.spc)
+
+    def iteration(self, real: Optional[int] = None) -> float:
+        real = self._real() if real is None else real
+        training = (self.outer - 1) * self.inner * FORWARD_TO_TRAINING * self.k * self.spc
+        return self.outer * self.matching(real) + training
+
+    def search(self) -> float:
+        """The ``lr: search`` policy: the gradient scale at S_0 and the held-out scores
+        (initial + one per candidate) over ``search_nets`` networks, and every
+        candidate's probe iterations on the fit part (80 % of the split by default)."""
+        if self.p.get("lr", "search") != "search":
+            return 0.0
+        nets, steps = int(self.p.get("search_nets", 8)), len(self.p.get("search_steps") or [0] * 5)
+        holdout = float(self.p.get("search_holdout", 0.2))
+        scale = nets * self.matching(self._real(1 - holdout))
+        scores = (steps + 1) * nets * self.matching(self._real(holdout), backward=False)
+        probes = steps * int(self.p.get("search_iterations", 20)) * self.iteration(self._real(1 - holdout))
+        return scale + scores + probes
+
+    def calibration(self) -> float:
+        """MDM's domain weight (``fd_scale: init``): both losses of S_0 over the networks."""
+        if self.domains < 2 or self.p.get("fd_scale", "init") == "none":
+            return 0.0
+        return int(self.p.get("search_nets", 8)) * self.matching(self._real(), backward=False)
+
+    def total(self) -> float:
+        return int(self.p.get("iterations", 0)) * self.iteration() + self.search() + self.calibration()
+
+
 def _ratio(pairs: list) -> Optional[float]:
     """sum(seconds) / sum(units) over (units, seconds) pairs with positive units."""
     pairs = [(u, s) for u, s in pairs if u and u > 0 and s is not None and s >= 0]
@@ -276,6 +390,7 @@ class CostModel:
         self.rates = self._fit_rates()
         self.cell_factors = self._fit_cell_factors()
         self.artifact_factors = self._fit_artifact_factors()
+        self.condensation_factors = self._fit_condensation_factors()
 
     @classmethod
     def from_results(cls, roots: Iterable, registry=None) -> "CostModel":
@@ -368,13 +483,37 @@ class CostModel:
             shape = self._shape(config)
             for kind, metric in ARTIFACT_TIMES.items():
                 seconds = metrics.get(metric)
-                if not isinstance(seconds, (int, float)) or kind not in self._needs(config):
+                if not isinstance(seconds, (int, float)) or kind not in self._needs(config) or \
+                        (kind == "condensed" and synthetic_condenser(self.registry, config["method"])):
                     continue
-                base = self.rate(config["model"]["source"], shape, config["protocol"]) * _artifact_work(config, shape)
-                for key in ((kind, config["method"]["name"]), (kind,)):
+                base = self._training_seconds(config, kind, shape)
+                for key in ((kind, config["method"]["name"]), (kind,)) if kind in METHOD_ARTIFACTS else ((kind,),):
                     pairs[key][(self._artifact_id(config, kind), seconds)] = base
         return {key: _ratio([(b, s) for (_, s), b in p.items()]) for key, p in pairs.items()
                 if _ratio([(b, s) for (_, s), b in p.items()]) is not None}
+
+    def _fit_condensation_factors(self) -> dict:
+        """Seconds per forward FLOP of synthetic condensation, per condenser and over all
+        of them (key None): stored ``seconds_per_iteration`` over one iteration's FLOPs,
+        each condensed set counted once."""
+        pairs = defaultdict(dict)
+        for record in self.records:
+            config, seconds = record["config"], record["metrics"].get("seconds_per_iteration")
+            cls = synthetic_condenser(self.registry, config["method"]) if config.get("protocol") == "condense" else None
+            if cls is None or not isinstance(seconds, (int, float)):
+                continue
+            flops = self._iteration_flops(cls, config, self._shape(config))
+            if flops:
+                for key in (config["method"]["name"], None):
+                    pairs[key][self._artifact_id(config, "condensed")] = (flops, float(seconds))
+        return {key: _ratio(list(p.values())) for key, p in pairs.items() if _ratio(list(p.values()))}
+
+    def _iteration_flops(self, cls, config: dict, shape: DataShape) -> float:
+        work = CondensationWork(cls, config["method"], shape, int(config["budget"]["spc"]))
+        try:
+            return work.iteration() * forward_flops(condensation_net(config), shape.n_classes, shape.length)
+        except Exception:  # a network that cannot build at this shape tells nothing
+            return 0.0
 
     # ----------------------------------------------------------------- estimating
     def _needs(self, config: dict) -> list:
@@ -401,10 +540,32 @@ class CostModel:
                                        self.cell_factors.get((config["protocol"],), 1.0))
         return factor * self.rate(config["model"]["target"], shape, config["protocol"]) * _cell_work(config, shape)
 
+    def _training_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
+        role, work = _artifact_training(config, kind, shape)
+        return self.rate(config["model"][role], shape, config["protocol"]) * work
+
     def artifact_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
+        if kind == "condensed":
+            seconds = self.condensation_seconds(config, shape)
+            if seconds is not None:
+                return seconds
         factor = self.artifact_factors.get((kind, config["method"]["name"]),
                                            self.artifact_factors.get((kind,), 1.0))
-        return factor * self.rate(config["model"]["source"], shape, config["protocol"]) * _artifact_work(config, shape)
+        return factor * self._training_seconds(config, kind, shape)
+
+    def condensation_seconds(self, config: dict, shape: DataShape) -> Optional[float]:
+        """A synthetic condensation's seconds: its FLOPs (``CondensationWork``) × the
+        seconds per FLOP fitted for this condenser, else for any, else implied by the
+        network's training rate; None for a condenser that is not synthetic."""
+        cls = synthetic_condenser(self.registry, config["method"])
+        if cls is None:
+            return None
+        net = condensation_net(config)
+        flops = forward_flops(net, shape.n_classes, shape.length)
+        per_flop = self.condensation_factors.get(config["method"]["name"], self.condensation_factors.get(None))
+        if per_flop is None:
+            per_flop = self.rate(net, shape) / (FORWARD_TO_TRAINING * flops)
+        return per_flop * flops * CondensationWork(cls, config["method"], shape, int(config["budget"]["spc"])).total()
 
     def estimate(self, cells: list, skip_artifacts: Iterable = ()) -> Estimate:
         """The cost of running ``cells`` (expanded grid cells) from scratch, artifacts

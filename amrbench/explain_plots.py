@@ -46,8 +46,8 @@ the eta_w sweep, and ``signal<INDEX>.png`` with all of them.
     amrbench explain SUITE --confusion --out DIR [--results RESULTS_DIR]
 
 draws the confusion figures instead, from the suite's stored records (default
-``results/<suite name>/records.jsonl``); it trains nothing. The relative figure needs
-records of a run with ``settings.figures`` and ``figure_formats: [iq, amp_phase]``.
+``results/<suite name>[-<profile>]/records.jsonl``); it trains nothing. The relative
+figure needs records of a run with ``settings.figures`` and ``figure_formats: [iq, amp_phase]``.
 """
 from __future__ import annotations
 
@@ -455,7 +455,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
     p.add_argument("--confusion", action="store_true", help="suite mode: draw the confusion and I/Q - A/P relative "
                                                             "confusion matrices from the stored records instead")
-    p.add_argument("--results", help="with --confusion: the run's results folder (default results/<suite name>)")
+    p.add_argument("--results", help="with --confusion: the run's results folder (default "
+                   "<results root>/<suite name>, <suite name>-<profile> with --profile)")
     p.set_defaults(handler=cmd_explain)
     return p
 
@@ -523,11 +524,12 @@ def _suite_mode_configs(args) -> list:
 
 
 def cmd_confusion(args) -> int:
+    from amrbench.shipped import suite_results_dir
     from amrbench.store import RecordStore
     from amrbench.suite import load_suite
 
     suite = load_suite(args.target, profile=args.profile)
-    path = (Path(args.results) if args.results else Path("results") / suite.name) / "records.jsonl"
+    path = (Path(args.results) if args.results else suite_results_dir(suite.name, suite.profile)) / "records.jsonl"
     written = save_confusion_figures(RecordStore(path).latest().values(), args.out)
     if not written:
         raise AmrbenchError(f"{path}: no ok record holds a confusion matrix (records written before it was stored "

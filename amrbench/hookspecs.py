@@ -44,3 +44,12 @@ def amrbench_cell_done(record):
 @hookspec
 def amrbench_suite_done(suite, records):
     """The run ended; ``records`` are the records produced by this run."""
+
+
+@hookspec
+def amrbench_optional_reporters():
+    """Opt-in reporters this plugin offers, as ``{name: enable}``. ``amrbench run
+    --reporter NAME`` calls ``enable(settings)`` on the driver before the run
+    (``settings``: the run's reporter options, e.g. ``tracking_uri``); ``enable`` raises
+    AmrbenchError when the reporter cannot work (a missing extra). Until it is enabled,
+    such a reporter's event hooks do nothing (``amrbench.reporting``)."""

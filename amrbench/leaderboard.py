@@ -31,7 +31,9 @@ def build_leaderboard(root: Path, suites_dir: Path) -> str:
     parts = ["# amrbench leaderboard", "",
              "Rebuilt by `amrbench leaderboard` from every committed `results/*/records.jsonl`; "
              "CI fails when this file is stale. Each section is the suite's paper-style table, "
-             "under a line naming the profile, training-set size, seeds and epochs behind it.", ""]
+             "under a line naming the profile, training-set size, seeds and epochs behind it.", "",
+             "The same results as a website, with their figures, condensation loss curves and each record's "
+             "provenance: `amrbench report` writes it to `results/site/` (open `results/site/index.html`).", ""]
     parts += real or ["No full-protocol results are committed yet.", ""]
     if smoke:
         parts += ["# Smoke tests: not a ranking", "",

@@ -59,7 +59,7 @@ def load_splits(registry, spec: dict) -> tuple[SignalSet, SignalSet]:
             raise AmrbenchError(f"dataset {spec['name']!r}: no signals left after the SNR filter {spec.get('snr')}; "
                                 "widen snr or drop it")
         splits = stratified_split(data, spec.get("test_fraction", 0.2), derive_seed(spec.get("seed", 0), "split"),
-                                  snr_bins=spec.get("snr_bins"))
+                                  snr_bins=spec.get("snr_bins"), exact=spec.get("split") == "exact")
         return standardize_channels(*splits) if spec.get("standardize") else splits
 
     # keyed by what decides the data, not the label: a suite's entry and a cell's config

@@ -26,7 +26,7 @@ from amrbench import __version__, allocator
 from amrbench.api import AmrbenchError, Context, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
-from amrbench.shipped import RESULTS_ENV, results_root  # noqa: F401 (re-exported)
+from amrbench.shipped import RESULTS_ENV, results_root, suite_results_dir  # noqa: F401 (re-exported)
 from amrbench.store import SCHEMA_VERSION, ArtifactCache, RecordStore
 from amrbench.suite import Suite, expand, normalise
 
@@ -47,8 +47,9 @@ class RunOptions:
 
 def results_dir(suite: Suite, options: RunOptions) -> Path:
     """This suite's results folder: ``--results`` when given (the folder itself), else
-    ``<results root>/<suite name>``."""
-    return Path(options.results) if options.results else results_root() / suite.name
+    ``<results root>/<suite name>`` for the default profile and
+    ``<results root>/<suite name>-<profile>`` for a named one."""
+    return Path(options.results) if options.results else suite_results_dir(suite.name, suite.profile)
 
 
 def resolve_device(name: str) -> torch.device:

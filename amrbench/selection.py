@@ -160,3 +160,16 @@ def split_quota(quota: int, proportions, capacity) -> np.ndarray:
         extra = min(quota - int(share.sum()), int(capacity[i] - share[i]))
         share[i] += max(0, extra)
     return share
+
+
+def settle_added_params(params: dict, added: dict) -> dict:
+    """The values of the parameters in ``added`` (name -> default), each removed from
+    ``params`` while it holds its default. A cell's key hashes its selector's resolved
+    parameters, so a parameter added after records were committed would otherwise change
+    the key of every cell that never sets it; left out at its default, those keys (and
+    the records behind them) stay valid."""
+    values = {key: params[key] for key in added}
+    for key, default in added.items():
+        if params[key] == default:
+            del params[key]
+    return values

@@ -2,10 +2,11 @@
 
 ``amrbench suites`` must answer in well under two seconds, so this module reads the
 suite files as plain YAML (no validation, no plugins) and the committed records as JSON
-lines: per shipped suite its ``name:``, file, profiles, and the CPU time its stored
-records took (the sum of their ``wall_time_s``) per profile that made them (the results
-folders' ``suite.json``). Estimates for grids not yet run need the cost model
-(``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the plugins.
+lines: per shipped suite its ``name:``, file, profiles, each profile's results folder,
+and the CPU time its stored records took (the sum of their ``wall_time_s``) per profile
+that made them (the results folders' ``suite.json``). Estimates for grids not yet run
+need the cost model (``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the
+plugins.
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from typing import Optional
 import yaml
 
 RESULTS_ENV = "AMRBENCH_RESULTS"
+# shared artifact kind -> the record metric that says how long its computation took
+# (every record that uses the artifact carries the same value)
+ARTIFACT_TIMES = {"condensed": "condense_time_s", "whole-dataset": "whole_time_s", "compressor": "fit_time_s",
+                  "clean-classifier": "classifier_train_time_s", "explain-classifier": "classifier_train_time_s"}
 
 
 def shipped_suites_dir() -> Optional[Path]:
@@ -44,6 +49,18 @@ def results_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
+def results_folder_name(suite_name: str, profile: Optional[str] = None) -> str:
+    """A suite's results folder under the root: ``<suite name>`` for its default profile,
+    ``<suite name>-<profile>`` for a named one, so that running a second profile never
+    rewrites the first one's table.md and suite.json."""
+    return f"{suite_name}-{profile}" if profile else str(suite_name)
+
+
+def suite_results_dir(suite_name: str, profile: Optional[str] = None, root=None) -> Path:
+    """``<root>/<suite name>[-<profile>]``, the root being ``results_root()`` unless given."""
+    return Path(root if root is not None else results_root()) / results_folder_name(suite_name, profile)
+
+
 def plain_yaml(path: Path) -> dict:
     """The suite file as a plain mapping ({} when it is not one or cannot be read)."""
     try:
@@ -61,7 +78,10 @@ def declared_name(path: Path) -> str:
 
 def stored_cpu_hours(roots) -> dict:
     """(suite file stem, profile or None) -> (records, CPU-hours) of the ok records in
-    every ``<root>/*/records.jsonl`` whose ``suite.json`` names a shipped suite file."""
+    every ``<root>/*/records.jsonl`` whose ``suite.json`` names a shipped suite file: the
+    cells' wall times plus, once each, the shared artifacts' times the records carry (a
+    condensation, the whole-dataset models, a fitted compressor or classifier: hours of
+    a condensation suite's time are there, not in its cells)."""
     totals: dict = {}
     for root in roots:
         for meta_path in sorted(Path(root).glob("*/suite.json")):
@@ -72,11 +92,18 @@ def stored_cpu_hours(roots) -> dict:
             if not isinstance(meta, dict) or not meta.get("suite"):
                 continue
             key = (Path(str(meta["suite"])).stem, meta.get("profile"))
+            records = list(_ok_records(meta_path.parent / "records.jsonl"))
             count, seconds = totals.get(key, (0, 0.0))
-            for record in _ok_records(meta_path.parent / "records.jsonl"):
-                count, seconds = count + 1, seconds + float(record.get("wall_time_s") or 0.0)
-            totals[key] = (count, seconds)
+            totals[key] = (count + len(records), seconds + _cpu_seconds(records))
     return {key: (count, seconds / 3600) for key, (count, seconds) in totals.items()}
+
+
+def _cpu_seconds(records) -> float:
+    """The cells' wall times and each shared artifact's time once (records sharing an
+    artifact carry the same value of its metric)."""
+    artifacts = {(metric, value) for record in records for metric in set(ARTIFACT_TIMES.values())
+                 if isinstance(value := (record.get("metrics") or {}).get(metric), (int, float))}
+    return sum(float(r.get("wall_time_s") or 0.0) for r in records) + sum(value for _, value in artifacts)
 
 
 def _ok_records(path: Path):
@@ -97,8 +124,9 @@ def _ok_records(path: Path):
 
 
 def suites_rows(roots=None) -> list:
-    """One row per shipped suite and profile: name, file, profile, and the CPU-hours of
-    the records stored for it ("-" when none)."""
+    """One row per shipped suite and profile: name, file, profile, its results folder
+    under the results root, and the CPU-hours of the records stored for it ("-" when
+    none)."""
     checkout = Path(__file__).resolve().parent.parent / "results"
     roots = roots if roots is not None else [results_root()] + ([checkout] if checkout.is_dir() else [])
     stored = stored_cpu_hours(dict.fromkeys(Path(r).resolve() for r in roots if Path(r).is_dir()))
@@ -108,7 +136,8 @@ def suites_rows(roots=None) -> list:
         profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
         for profile in [None, *profiles]:
             count, hours = stored.get((stem, profile), (0, 0.0))
-            rows.append([declared_name(path), f"suites/{path.name}", profile or "(default)",
+            name = declared_name(path)
+            rows.append([name, f"suites/{path.name}", profile or "(default)", results_folder_name(name, profile) + "/",
                          f"{hours:.2f} ({count} cells)" if count else "-"])
     return rows
 
@@ -116,4 +145,5 @@ def suites_rows(roots=None) -> list:
 def suites_table(roots=None) -> str:
     from tabulate import tabulate
 
-    return tabulate(suites_rows(roots), headers=["suite", "file", "profile", "stored CPU-hours"], tablefmt="simple")
+    return tabulate(suites_rows(roots), headers=["suite", "file", "profile", "results folder", "stored CPU-hours"],
+                    tablefmt="simple")

@@ -46,7 +46,7 @@ TOP_KEYS = {
     "profiles": "named overrides, chosen with --profile",
     "claims": "the paper's claims about the table's rows, checked against the records",
 }
-DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize", "snr_bins"}
+DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize", "snr_bins", "split"}
 DATASET_DEFAULTS = {"params": {}, "snr": None, "test_fraction": 0.2, "seed": 0}  # the data-deciding keys
 METHOD_KEYS = {"name", "params", "label"}
 MODEL_KEYS = {"source", "target", "name", "label"}
@@ -668,12 +668,17 @@ def _dataset_spec(src, registry, i, value, read_files: bool = True):
     snr_bins = spec.get("snr_bins")
     if snr_bins is not None:
         snr_bins = _snr_bins(src, where, snr_bins)
+    split = spec.get("split", "per_group")
+    if split not in ("per_group", "exact"):
+        raise src.error(where + ("split",), "must be per_group (default: each class x SNR group rounded on its own) "
+                                            "or exact (every class's test count exactly round(size x test_fraction))")
     try:
         fingerprint = plugin.fingerprint() if read_files else None  # a file's contents, in the keys of its cells
     except AmrbenchError as exc:
         raise src.error(where, str(exc)) from None
     return {"name": spec["name"], "params": params, "snr": snr, "test_fraction": float(test_fraction), "seed": data_seed,
             "standardize": standardize, "snr_bins": snr_bins, "fingerprint": fingerprint,
+            "split": "exact" if split == "exact" else None,
             "label": str(spec.get("label") or spec["name"] + (f" [{snr[0]}, {snr[1]}] dB" if snr else "")
                          + (" standardised" if standardize else ""))}
 
@@ -766,7 +771,7 @@ def dataset_config(dataset: dict) -> dict:
     config = {"name": dataset["name"], **{k: dataset.get(k, default) for k, default in DATASET_DEFAULTS.items()}}
     if dataset.get("standardize"):
         config["standardize"] = True
-    for optional in ("snr_bins", "fingerprint"):  # only when set: keys without them stay what they were
+    for optional in ("snr_bins", "fingerprint", "split"):  # only when set: keys without them stay what they were
         if dataset.get(optional) is not None:
             config[optional] = dataset[optional]
     return config

@@ -1,7 +1,7 @@
 """Drop records that no profile of their suite can render any more (a plugin's version
 changed, so its cells have new keys), keeping every other line byte for byte.
 
-    python scripts/prune_stale_records.py results/foqus_table1 [more folders]   # dry run
+    python scripts/prune_stale_records.py results/foqus_table1-quick [more folders]   # dry run
     python scripts/prune_stale_records.py --write results/*/
 
 A folder's suite comes from its ``suite.json``; the keys kept are those of the suite's

@@ -132,7 +132,7 @@ def test_hqa_really_freezes_the_transferred_encoder_and_decoder(tmp_path):
     data = toy(n=8, length=32)
     ctx = make_ctx(tmp_path)
     params = {"layers": 2, "enc_hidden": 4, "dec_hidden": 4, "resnet_blocks": 0, "epochs": 1, "batch_size": 16,
-              "codebook_size": 8, "hqa_epochs": 1, "hqa_lr": 0.01, "reset_every": 0}
+              "codebook_size": 8, "hqa_epochs": 1, "hqa_lr": 0.01, "reset_every": 0, "hae_runs": 1}
     hae = fitted("hae", params, data, ctx)
     stack = hae.get_state()["layers"]
     hqa = fitted("hqa", params, data, ctx)
@@ -185,7 +185,7 @@ def test_tiny_fit_reconstructs_better_than_the_zero_signal(tmp_path):
     data = toy(n=16, length=32)
     ctx = make_ctx(tmp_path)
     params = {"layers": 1, "enc_hidden": 8, "dec_hidden": 8, "resnet_blocks": 0, "epochs": 25, "batch_size": 16,
-              "lr": 0.005, "cos_lambda": 0.1, "codebook_size": 16, "hqa_epochs": 8, "hqa_lr": 0.01}
+              "lr": 0.005, "cos_lambda": 0.1, "codebook_size": 16, "hqa_epochs": 8, "hqa_lr": 0.01, "hae_runs": 1}
     zero = compress.mse(data.x, torch.zeros_like(data.x))
     hae = fitted("hae", params, data, ctx)
     assert compress.mse(data.x, hae.decode(hae.encode(data.x, 0), 0)) < 0.5 * zero
@@ -222,7 +222,7 @@ models: [cnn1d]
 seeds: [0]
 train: {epochs: 1, batch_size: 64}
 settings:
-  fit: {epochs: 1, hqa_epochs: 1, batch_size: 64}
+  fit: {epochs: 1, hqa_epochs: 1, batch_size: 64, hae_runs: 2}
 table: {rows: method, columns: dataset, metric: accuracy_L0}
 """
 
@@ -240,6 +240,8 @@ def test_compress_suite_runs_end_to_end_and_plots(write_suite, tmp_path, capsys)
     assert 0 <= hqa["accuracy_L2"] <= 1 and 0 <= hqa["clean_accuracy"] <= 1
     assert hqa["levels"][0]["codebook"]["alphabet"] == 16 and sum(hqa["levels"][0]["codebook"]["counts"]) == 32 * hqa["n_test"]
     assert hqa["levels"][0]["per_snr"] and len(hqa["levels"][0]["confusion"]) == 4
+    runs = hqa["fit_history"]["hae_runs"]  # the HQA of the best of 2 HAE runs (settings.fit)
+    assert len(runs["seeds"]) == len(runs["score"]) == 2 and runs["chosen"] == runs["score"].index(min(runs["score"]))
     assert by_method["Scalar"]["nmse_db_8b"] < by_method["Scalar"]["nmse_db_2b"] < 0
     assert by_method["Decimate"]["bps_k4"] == 16.0
     assert "| HQA" in (out / "table.md").read_text()

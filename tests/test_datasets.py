@@ -396,7 +396,7 @@ def test_generic_file_with_classes_attribute_and_bad_shapes(tmp_path):
         f.attrs["classes"] = ["A", "B"]
     data = generic_file.GenericFile(path=str(tmp_path / "attr.h5")).load(seed=0)
     assert data.classes == ["A", "B"] and len(data) == 3
-    np.savez(tmp_path / "mis.npz", x=np.zeros((3, 16, 2), np.float32), y=np.zeros(3, int), snr=np.zeros(3),
+    np.savez(tmp_path / "mis.npz", x=np.zeros((3, 16, 3), np.float32), y=np.zeros(3, int), snr=np.zeros(3),
              classes=np.array(["A"]))
     with pytest.raises(AmrbenchError, match=r"mis.npz.*x \(N, 2, L\)"):
         generic_file.GenericFile(path=str(tmp_path / "mis.npz")).load(seed=0)

@@ -116,6 +116,48 @@ def test_gradcam_is_not_applicable_without_a_convolution():
         explainer("gradcam").explain(net, torch.randn(2, 2, 16), torch.tensor([0, 1]))
 
 
+def tiny_lenet(length=16):
+    """The paper's LeNet with narrow FC layers, randomly initialised, in eval mode."""
+    torch.manual_seed(3)
+    net = default_registry().create("model", "lenet", {"fc1": 8, "fc2": 8}).build(3, length).eval()
+    return net, transforms.apply("iq_2d", torch.randn(4, 2, length)), torch.tensor([0, 1, 2, 0])
+
+
+def test_gradcam_on_lenet_weighs_the_rectified_maps_after_the_last_convolution():
+    from amrbench_plugins.explainers.gradcam import feature_layer, features_and_gradients
+
+    net, z, target = tiny_lenet()
+    assert feature_layer(net) is net.relu2 and feature_layer(net, "conv") is net.conv2
+    post, _ = features_and_gradients(net, z, target)
+    pre, _ = features_and_gradients(net, z, target, "conv")
+    assert (pre < 0).any() and (post >= 0).all()
+    torch.testing.assert_close(post, torch.relu(pre))
+    # a model that declares no cam_layer keeps last_conv for both choices
+    small = SmallCNN()
+    assert feature_layer(small) is small.conv and feature_layer(small, "conv") is small.conv
+
+
+def test_gradcam_layer_conv_reproduces_the_pre_activation_maps_of_version_1():
+    net, z, target = tiny_lenet()
+    seen = {}
+    handle = net.conv2.register_forward_hook(lambda module, inputs, output: seen.setdefault("maps", output))
+    logits = net(z)
+    handle.remove()
+    (grads,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), seen["maps"])
+    alpha = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((alpha * seen["maps"]).sum(1)).mean(1)            # (N, L + 4): one row
+    version_1 = X.normalise(X.resize(cam.detach(), z.shape[-1]))
+    torch.testing.assert_close(explainer("gradcam", layer="conv").explain(net, z, target), version_1)
+    assert not torch.allclose(explainer("gradcam").explain(net, z, target), version_1, atol=1e-3)
+
+
+def test_gradcam_rejects_an_unknown_layer():
+    from amrbench.api import AmrbenchError
+
+    with pytest.raises(AmrbenchError, match="layer"):
+        explainer("gradcam", layer="relu")
+
+
 # --------------------------------------------------------------------------- all explainers
 CHEAP = [("gradcam", {}), ("mask", {"steps": 3}), ("integrated-gradients", {"n_steps": 4, "backend": "own"}),
          ("occlusion", {"backend": "own"})]
@@ -225,6 +267,17 @@ def test_gradcam_matches_captum_layer_gradcam():
     target = torch.tensor([0, 1, 2, 0])
     cam = LayerGradCam(net, net.conv).attribute(x, target=target, relu_attributions=True)[:, 0]
     assert torch.allclose(explainer("gradcam").explain(net, x, target), X.normalise(cam), atol=1e-5)
+
+
+@needs_captum
+def test_gradcam_on_lenet_matches_captum_layer_gradcam_on_its_relu():
+    from captum.attr import LayerGradCam
+
+    net, z, target = tiny_lenet()
+    for layer, module in (("activation", net.relu2), ("conv", net.conv2)):
+        cam = LayerGradCam(net, module).attribute(z, target=target, relu_attributions=True)[:, 0, 0]
+        expected = X.normalise(X.resize(cam.detach(), z.shape[-1]))
+        assert torch.allclose(explainer("gradcam", layer=layer).explain(net, z, target), expected, atol=1e-5), layer
 
 
 # --------------------------------------------------------------------------- protocol end to end

@@ -374,3 +374,23 @@ def test_activations_follow_the_weights_layout(module_name):
         assert layouts and set(layouts) == {"nchw"}
     for hook in hooks:
         hook.remove()
+
+
+def test_lstm_drops_half_in_training_and_nothing_in_eval():
+    """Dropout 0.5 after each LSTM layer (the visualisation paper's Table I): training
+    forwards differ, eval forwards are deterministic and equal the dropout-free network's."""
+    net = build("lstm", 11, 32)
+    assert net.lstm.dropout == 0.5 and net.dropout.p == 0.5
+    plain = build("lstm", 11, 32, dropout=0.0)  # same seed: same weights, no dropout
+    _, x = signals("lstm", 4, 32)
+    with torch.no_grad():
+        net.train()
+        first, second = net(x), net(x)
+        assert not torch.allclose(first, second)
+        net.eval()
+        evaluated = net(x)
+        torch.testing.assert_close(net(x), evaluated, rtol=0, atol=0)
+        torch.testing.assert_close(evaluated, plain.eval()(x), rtol=0, atol=0)
+        torch.testing.assert_close(plain.train()(x), evaluated, rtol=0, atol=0)  # dropout 0: off
+    with pytest.raises(AmrbenchError, match="dropout"):
+        model_class("lstm")(dropout=1.0)

@@ -107,7 +107,8 @@ def count_table(data) -> str:
     snrs = np.unique(data.snr.numpy())
     y = data.y.numpy()
     s = data.snr.numpy()
-    counts = np.array([[int(np.sum((y == c) & (s == v))) for v in snrs] for c in range(data.num_classes)])
+    same = [(s == v) | (np.isnan(s) & np.isnan(v)) for v in snrs]  # unknown SNRs (NaN) count as one column
+    counts = np.array([[int(np.sum((y == c) & at)) for at in same] for c in range(data.num_classes)])
     if counts.size and counts.min() == counts.max():
         return f"every (class, SNR) group: {counts.flat[0]}"
     width = max(5, len(str(counts.max())) + 1)
@@ -128,6 +129,8 @@ def cmd_info(args, registry) -> int:
     if len(snrs):
         print(f"SNR values ({len(snrs)}): {', '.join(f'{v:g}' for v in snrs)}")
     print("counts per class x SNR:\n" + count_table(data))
+    for note in getattr(dataset, "notes", None) or []:  # what a file loader detected and converted
+        print(f"read: {note}")
     print(f"cache: {_cache_location(dataset, args)}")
     return 0
 

@@ -299,7 +299,7 @@ def read_chunked(dataset, chunk: Optional[int] = None):
 
 def read_rows(dataset, indices: np.ndarray, out: np.ndarray, channel_last: bool, path,
               allow_nonfinite: bool = False) -> None:
-    """Copy rows ``indices`` (sorted) of a (N, L, 2) or (N, 2, L) ``dataset`` into ``out``
+    """Copy rows ``indices`` (sorted) of a (N, L, 2), (N, 2, L) or complex (N, L) ``dataset`` into ``out``
     (K, 2, L) float32, reading contiguous blocks of about BLOCK_BYTES. Each block is
     checked for NaN/Inf once converted (a float64 beyond float32's range is an Inf too),
     unless ``allow_nonfinite``; the error names the file's row."""
@@ -314,10 +314,18 @@ def read_rows(dataset, indices: np.ndarray, out: np.ndarray, channel_last: bool,
         rows = np.asarray(dataset[lo:hi])[part - lo]
         target = out[start:start + len(part)]
         with np.errstate(over="ignore"):  # an overflow becomes an Inf, which the check names
-            target[...] = rows.transpose(0, 2, 1) if channel_last else rows
+            target[...] = _as_iq_rows(rows, channel_last)
         if not allow_nonfinite:
             checks.check_finite_rows(target, part, path)
         start += len(part)
+
+
+def _as_iq_rows(rows: np.ndarray, channel_last: bool) -> np.ndarray:
+    """Rows of a file's signal array as (K, 2, L): complex (K, L) split into real and
+    imaginary parts, (K, L, 2) transposed, (K, 2, L) as they are."""
+    if np.iscomplexobj(rows):
+        return np.stack([rows.real, rows.imag], axis=1)
+    return rows.transpose(0, 2, 1) if channel_last else rows
 
 
 def subsample_groups(labels: np.ndarray, snrs: np.ndarray, per: Optional[int], seed: int) -> np.ndarray:
@@ -347,19 +355,44 @@ def _class_mask(labels: np.ndarray, order: list, classes: Optional[list], path) 
 
 
 # --------------------------------------------------------------------------- RML2018.01a
-def read_rml2018(path, snr: Optional[tuple] = None, classes: Optional[list] = None,
-                 per_class_per_snr: Optional[int] = None, seed: int = 0, class_order: str = "fixed",
-                 name: str = "rml2018", allow_nonfinite: bool = False) -> SignalSet:
-    """RML2018.01a ``GOLD_XYZ_OSC.0001_1024.hdf5``: X (N, L, 2), one-hot Y (N, C), Z (N, 1)
-    SNR. Declared sizes are checked against the file and the memory budget first; labels
-    (every row exactly one-hot) and SNRs are read in chunks; then only the kept rows of X."""
+def _file_class_list(f) -> Optional[list]:
+    """The class names an HDF5 file names itself (a ``classes`` dataset or attribute), or None."""
+    import h5py
+
+    if "classes" in f and isinstance(f["classes"], h5py.Dataset):
+        return _decode_classes(f["classes"][()])
+    if "classes" in f.attrs:
+        return _decode_classes(f.attrs["classes"])
+    return None
+
+
+def _rml2018_order(f, class_order: str, name: str, notes: list) -> list:
+    """The class names of Y's columns: the file's own list when it has one, else the
+    24 RML2018.01a names in ``class_order``."""
+    own = _file_class_list(f)
+    if own is not None:
+        notes.append(f"classes: the file's own list of {len(own)} (class_order does not apply)")
+        return own
     order = {"fixed": RML2018_CLASSES_FIXED, "distributed": RML2018_CLASSES_DISTRIBUTED}.get(class_order)
     if order is None:
         raise AmrbenchError(f"dataset {name!r}: class_order must be 'fixed' or 'distributed', got {class_order!r}")
+    return order
+
+
+def read_rml2018(path, snr: Optional[tuple] = None, classes: Optional[list] = None,
+                 per_class_per_snr: Optional[int] = None, seed: int = 0, class_order: str = "fixed",
+                 name: str = "rml2018", allow_nonfinite: bool = False, notes: Optional[list] = None) -> SignalSet:
+    """RML2018.01a ``GOLD_XYZ_OSC.0001_1024.hdf5``: X (N, L, 2), one-hot Y (N, C), Z (N, 1)
+    SNR. C is the length of the file's own class list (a ``classes`` dataset or
+    attribute, said in ``notes``), else the 24 RML2018.01a classes. Declared sizes are
+    checked against the file and the memory budget first; labels (every row exactly
+    one-hot) and SNRs are read in chunks; then only the kept rows of X."""
+    notes = [] if notes is None else notes
     f = open_hdf5(path)
     with f, reading(path, "RML2018.01a HDF5 (X (N, 1024, 2), Y (N, 24), Z (N, 1))"):
+        order = _rml2018_order(f, class_order, name, notes)
         x_ds = hdf5_dataset(f, path, ["X"], "X (N, 1024, 2) float32")
-        y_ds = hdf5_dataset(f, path, ["Y"], "one-hot Y (N, 24)")
+        y_ds = hdf5_dataset(f, path, ["Y"], f"one-hot Y (N, {len(order)})")
         z_ds = hdf5_dataset(f, path, ["Z"], "Z (N, 1) SNR")
         n = x_ds.shape[0]
         if x_ds.ndim != 3 or x_ds.shape[2] != 2 or y_ds.shape != (n, len(order)) or z_ds.shape[0] != n:
@@ -449,37 +482,68 @@ def read_sig2019(path, labels_path=None, snr: Optional[tuple] = None, class_name
 
 
 # --------------------------------------------------------------------------- generic format
-GENERIC_LAYOUT = ("x (N, 2, L) float32, y (N,) int, snr (N,) float, classes (C,) strings "
-                  "(HDF5 datasets or attribute `classes`; NPZ arrays)")
+GENERIC_LAYOUT = ("x (N, 2, L), (N, L, 2) or complex (N, L); y (N,), (N, 1) or one-hot (N, C); snr (N,) or (N, 1), "
+                  "optional; classes (C,) strings (HDF5 datasets or attribute `classes`; NPZ arrays)")
 
 
 def _decode_classes(values) -> list:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()]
 
 
-def _generic_arrays(path):
-    """(x array-like, y, snr, classes, stored name, bytes held in memory, closer) of an
-    HDF5 or NPZ generic file; declared sizes are checked before anything is loaded."""
-    if path.suffix.lower() == ".npz":
-        arrays = np.load(path, allow_pickle=False)
-        try:
-            missing = [k for k in ("x", "y", "snr", "classes") if k not in arrays.files]
-            if missing:
-                _bad(path, f"missing array {missing[0]!r} (expected {GENERIC_LAYOUT}); found {arrays.files}")
-            held = checks.check_npz_members(path, ["x", "y", "snr", "classes"])
-            checks.require_budget(path, held, "arrays x, y, snr and classes")
-            return (arrays["x"], arrays["y"], arrays["snr"], _decode_classes(arrays["classes"]), None, held,
-                    arrays.close)
-        except BaseException:
-            arrays.close()
+def _npz_object_member(path, name: str) -> np.ndarray:
+    """The NPZ member ``name`` stored as an object array (a pickle after the .npy header),
+    read by :class:`RestrictedUnpickler`: strings and numpy arrays only, no code runs."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name + ".npy")
+        checks.require_budget(path, 2 * info.file_size, f"array {name!r}")
+        with z.open(info) as f:
+            version = npy.read_magic(f)
+            (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+            body = io.BytesIO(f.read())
+    scan_pickle(body, path)
+    return np.asarray(RestrictedUnpickler(body, path, limit=info.file_size).load())
+
+
+def _npz_classes(arrays, path, notes: list) -> list:
+    """The NPZ's class names, from a string array or (said in ``notes``) an object array."""
+    try:
+        return _decode_classes(arrays["classes"])
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
             raise
+    notes.append("classes: an object array, read without running code (strings only)")
+    return _decode_classes(_npz_object_member(path, "classes"))
+
+
+def _generic_npz(path, notes: list):
+    arrays = np.load(path, allow_pickle=False)
+    try:
+        missing = [k for k in ("x", "y", "classes") if k not in arrays.files]
+        if missing:
+            _bad(path, f"missing array {missing[0]!r} (expected {GENERIC_LAYOUT}); found {arrays.files}")
+        held = checks.check_npz_members(path, [k for k in ("x", "y", "snr", "classes") if k in arrays.files])
+        checks.require_budget(path, held, "arrays x, y, snr and classes")
+        snr = arrays["snr"] if "snr" in arrays.files else None
+        return arrays["x"], arrays["y"], snr, _npz_classes(arrays, path, notes), None, held, arrays.close
+    except BaseException:
+        arrays.close()
+        raise
+
+
+def _generic_hdf5(path):
     f = open_hdf5(path)
     try:
         x = hdf5_dataset(f, path, ["x"], GENERIC_LAYOUT)
-        y_ds, snr_ds = (hdf5_dataset(f, path, [key], GENERIC_LAYOUT) for key in ("y", "snr"))
-        held = checks.declared_bytes(y_ds.shape, y_ds.dtype) + checks.declared_bytes(snr_ds.shape, snr_ds.dtype)
+        y_ds = hdf5_dataset(f, path, ["y"], GENERIC_LAYOUT)
+        snr_ds = hdf5_dataset(f, path, ["snr"], GENERIC_LAYOUT) if "snr" in f else None
+        held = sum(checks.declared_bytes(d.shape, d.dtype) for d in (y_ds, snr_ds) if d is not None)
         checks.require_budget(path, held, "datasets y and snr")
-        y, snr = np.asarray(y_ds[()]), np.asarray(snr_ds[()])
+        y, snr = np.asarray(y_ds[()]), (None if snr_ds is None else np.asarray(snr_ds[()]))
         if "classes" in f:
             classes = _decode_classes(hdf5_dataset(f, path, ["classes"], GENERIC_LAYOUT)[()])
         elif "classes" in f.attrs:
@@ -493,24 +557,78 @@ def _generic_arrays(path):
         raise
 
 
+def _generic_arrays(path, notes: list):
+    """(x array-like, y, snr or None, classes, stored name, bytes held in memory, closer)
+    of an HDF5 or NPZ generic file; declared sizes are checked before anything is loaded."""
+    return _generic_npz(path, notes) if path.suffix.lower() == ".npz" else _generic_hdf5(path)
+
+
+def _signal_layout(shape: tuple, dtype, path, notes: list) -> tuple:
+    """(channel_last, length) of a generic file's ``x``: (N, 2, L) as written by amrbench;
+    (N, L, 2) channel-last and complex (N, L) are detected and said in ``notes``. An x of
+    shape (N, 2, 2) is read channel-first."""
+    if np.dtype(dtype).kind == "c":
+        if len(shape) != 2:
+            _bad(path, f"complex x must have shape (N, L), got {tuple(shape)} (expected {GENERIC_LAYOUT})")
+        notes.append(f"x: complex (N, L) = {tuple(shape)}; I = real part, Q = imaginary part")
+        return False, shape[1]
+    if len(shape) == 3 and shape[1] == 2:
+        return False, shape[2]
+    if len(shape) == 3 and shape[2] == 2:
+        notes.append(f"x: channel-last (N, L, 2) = {tuple(shape)}; read as (N, 2, L)")
+        return True, shape[1]
+    _bad(path, f"x must be (N, 2, L), (N, L, 2) or complex (N, L), got {tuple(shape)} {np.dtype(dtype)} "
+               f"(expected {GENERIC_LAYOUT})")
+
+
+def _generic_labels(y: np.ndarray, n: int, classes: list, path, notes: list) -> np.ndarray:
+    """Class indices from y (N,), (N, 1) or one-hot (N, C); the layout said in ``notes``."""
+    if y.ndim == 2 and y.shape == (n, 1):
+        notes.append("y: (N, 1) column of class indices")
+        y = y[:, 0]
+    elif y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
+        if y.shape[1] != len(classes):
+            _bad(path, f"one-hot y has {y.shape[1]} columns but the file names {len(classes)} classes")
+        notes.append(f"y: one-hot (N, C) = {tuple(y.shape)}; class = the column holding the 1")
+        return np.concatenate([checks.onehot_labels(c, lo, path, "y") for lo, c in read_chunked(y)]) \
+            if n else np.zeros(0, np.int64)
+    if y.shape != (n,):
+        _bad(path, f"y must be (N,), (N, 1) or one-hot (N, C) with N = {n} signals, got {tuple(y.shape)}")
+    return checks.integer_labels(y, len(classes), path, "the label y")
+
+
+def _generic_snrs(snrs: Optional[np.ndarray], n: int, path, notes: list) -> np.ndarray:
+    """SNRs in dB from snr (N,) or (N, 1); NaN for every signal when the file has none."""
+    if snrs is None:
+        notes.append("snr: absent; every SNR is NaN (unknown)")
+        return np.full(n, np.nan, dtype=np.float32)
+    if snrs.shape == (n, 1):
+        notes.append("snr: (N, 1) column")
+        snrs = snrs[:, 0]
+    if snrs.shape != (n,) or snrs.dtype.kind not in "iuf":
+        _bad(path, f"snr must be numbers (N,) or (N, 1) with N = {n} signals, got {tuple(snrs.shape)} {snrs.dtype}")
+    return snrs.astype(np.float32)
+
+
 def read_generic(path, snr: Optional[tuple] = None, name: Optional[str] = None,
-                 allow_nonfinite: bool = False) -> SignalSet:
+                 allow_nonfinite: bool = False, notes: Optional[list] = None) -> SignalSet:
     """A generic amrbench file (:data:`GENERIC_LAYOUT`); only rows in the SNR range. Every
-    label must be a whole number in 0..C-1; kept samples finite unless ``allow_nonfinite``."""
+    label must be a whole number in 0..C-1; kept samples finite unless ``allow_nonfinite``.
+    Layouts other than amrbench's own are detected and described in ``notes`` (a list
+    the caller passes to hear them)."""
     path = Path(path)
+    notes = [] if notes is None else notes
     with reading(path, GENERIC_LAYOUT):
-        x_src, y, snrs, classes, stored_name, held, close = _generic_arrays(path)
+        x_src, y, snrs, classes, stored_name, held, close = _generic_arrays(path, notes)
         try:
             n = x_src.shape[0]
-            if x_src.ndim != 3 or x_src.shape[1] != 2 or y.shape != (n,) or snrs.shape != (n,):
-                _bad(path, f"expected {GENERIC_LAYOUT}; got x {tuple(x_src.shape)}, y {tuple(y.shape)}, "
-                           f"snr {tuple(snrs.shape)}")
-            labels = checks.integer_labels(y, len(classes), path, "the label y")
-            snrs = snrs.astype(np.float32)
+            channel_last, length = _signal_layout(tuple(x_src.shape), x_src.dtype, path, notes)
+            labels = _generic_labels(np.asarray(y), n, classes, path, notes)
+            snrs = _generic_snrs(None if snrs is None else np.asarray(snrs), n, path, notes)
             keep = np.flatnonzero(_snr_mask(snrs, snr))
-            checks.require_budget(path, held + output_bytes(len(keep), x_src.shape[2]), f"{len(keep)} signals")
-            x = np.empty((len(keep), 2, x_src.shape[2]), dtype=np.float32)
-            read_rows(x_src, keep, x, False, path, allow_nonfinite)
+            checks.require_budget(path, held + output_bytes(len(keep), length), f"{len(keep)} signals")
+            x = np.empty((len(keep), 2, length), dtype=np.float32)
+            read_rows(x_src, keep, x, channel_last, path, allow_nonfinite)
         finally:
             close()
     return SignalSet(x, labels[keep], snrs[keep], classes, name=name or stored_name or path.stem)

@@ -71,31 +71,68 @@ def _test_counts(groups: np.ndarray, test_fraction: float) -> tuple:
     return n_test, (n_test > 0) & (n_test < sizes)
 
 
-def stratified_split(data: SignalSet, test_fraction: float, seed: int, snr_bins=None) -> tuple[SignalSet, SignalSet]:
+def exact_test_counts(groups: np.ndarray, labels: np.ndarray, test_fraction: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Test signals per group such that every class's total is exactly
+    round(class size x test_fraction): each group gets floor(size x fraction) and the
+    class's remaining signals go to its groups with the largest remainders (ties broken
+    at random, seeded). Rounding per group instead drifts: 26 groups of 8 at 0.2 round to
+    2 of 8 each, a 25 % test split."""
+    sizes = np.bincount(groups)
+    group_class = np.zeros(len(sizes), dtype=np.int64)
+    group_class[groups] = labels
+    wanted = sizes * float(test_fraction)
+    counts = np.floor(wanted).astype(np.int64)
+    class_totals = np.rint(np.bincount(group_class, weights=wanted)).astype(np.int64)
+    missing = class_totals - np.bincount(group_class, weights=counts, minlength=len(class_totals)).astype(np.int64)
+    order = np.lexsort((rng.random(len(sizes)), -(wanted - counts), group_class))
+    place = np.arange(len(sizes)) - np.searchsorted(group_class[order], group_class[order])
+    counts[order[place < missing[group_class[order]]]] += 1
+    return counts
+
+
+def stratified_split(data: SignalSet, test_fraction: float, seed: int, snr_bins=None,
+                     exact: bool = False) -> tuple[SignalSet, SignalSet]:
     """Split every (class, SNR) group test_fraction/1-test_fraction, seeded; indices sorted
     so the result does not depend on the group iteration order. ``snr_bins`` groups SNRs
     into bins for stratification (see :func:`snr_strata`).
 
-    Signals of groups too small to split (rounding leaves one side empty, e.g. a single
-    signal per measured SNR value) are pooled per class and split there, with one warning:
-    otherwise they would all land on one side and a continuous SNR axis would leave the
-    test split empty. Groups that can be split are untouched, so splits of data with
-    splittable groups are exactly what they always were."""
+    By default each group's test count is rounded on its own. Signals of groups too small
+    to split (rounding leaves one side empty, e.g. a single signal per measured SNR
+    value) are pooled per class and split there, with one warning: otherwise they would
+    all land on one side and a continuous SNR axis would leave the test split empty.
+
+    ``exact`` (the dataset option ``split: exact``) makes every class's test count
+    exactly round(class size x test_fraction), spread over its SNR groups by
+    :func:`exact_test_counts`; small groups need no pooling then. The random ranks inside
+    groups are drawn first either way, so a group's test signals are the same rows
+    whenever both ways give it the same count."""
     y = data.y.numpy()
     rng = np.random.default_rng(seed)
     groups, rank = random_rank_in_groups(y, snr_strata(data.snr.numpy(), snr_bins), rng)
+    if exact:
+        is_test = rank < exact_test_counts(groups, y, test_fraction, rng)[groups]
+    else:
+        is_test = _rounded_per_group(data.name, y, groups, rank, test_fraction, rng)
+    train_idx = np.flatnonzero(~is_test)
+    test_idx = np.flatnonzero(is_test)
+    return data.subset(torch.from_numpy(train_idx)), data.subset(torch.from_numpy(test_idx))
+
+
+def _rounded_per_group(name: str, y: np.ndarray, groups: np.ndarray, rank: np.ndarray, test_fraction: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Test mask with each group's count rounded on its own; unsplittable groups pooled
+    per class (see :func:`stratified_split`)."""
     n_test, splittable = _test_counts(groups, test_fraction)
     is_test = rank < n_test[groups]
     pooled = ~splittable[groups]
     if pooled.any():
         class_groups, class_rank = random_rank_in_groups(y[pooled], np.zeros(int(pooled.sum())), rng)
         is_test[pooled] = class_rank < _test_counts(class_groups, test_fraction)[0][class_groups]
-        _warn_once(f"dataset {data.name!r}: {int(pooled.sum())} signals in {int((~splittable).sum())} (class, SNR) "
+        _warn_once(f"dataset {name!r}: {int(pooled.sum())} signals in {int((~splittable).sum())} (class, SNR) "
                    f"groups too small to split {1 - test_fraction:g}:{test_fraction:g} are stratified by class only; "
-                   f"set snr_bins (e.g. snr_bins: 2) to group measured SNRs")
-    train_idx = np.flatnonzero(~is_test)
-    test_idx = np.flatnonzero(is_test)
-    return data.subset(torch.from_numpy(train_idx)), data.subset(torch.from_numpy(test_idx))
+                   f"set snr_bins (e.g. snr_bins: 2) to group measured SNRs, or split: exact")
+    return is_test
 
 
 _WARNED: set = set()

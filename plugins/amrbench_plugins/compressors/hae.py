@@ -27,6 +27,8 @@ layers 0..i-1, with Adam, a flat-then-cosine learning-rate schedule (flat for 2/
 the steps, cosine to lr/10; the authors' FlatCA without its T_max bug) and gradient
 clipping. The trained stack is a shared artifact (``hae-stack``) keyed by the training
 data, the seed and the stack's parameters, so the HQA of the same configuration reuses it.
+``best_stack`` trains several stacks of one configuration (seeds derived from the cell's)
+and keeps the one whose training signals reconstruct best: the HQA's ``hae_runs``.
 
 Levels 0..layers-1; level i sends the layer-i latent as ``latent_bits``-bit floats
 (64 x L/2^(i+1) x 32 bits: more than the float32 input until L/2^(i+1) * 64 < 2L, i.e. a
@@ -319,10 +321,12 @@ def stack_config(params: dict, train_x: torch.Tensor, seed: int) -> dict:
             "params": {k: params[k] for k in STACK_KEYS}}
 
 
-def fitted_stack(ctx, train_x: torch.Tensor, params: dict) -> dict:
-    """The trained HAE stack of these parameters and training data: a shared artifact."""
-    config = stack_config(params, train_x, ctx.seed)
-    compute = lambda: train_stack({k: params[k] for k in STACK_KEYS}, train_x, ctx.seed, ctx.device)  # noqa: E731
+def fitted_stack(ctx, train_x: torch.Tensor, params: dict, seed: Optional[int] = None) -> dict:
+    """The trained HAE stack of these parameters, training data and seed (default: the
+    cell's): a shared artifact."""
+    seed = ctx.seed if seed is None else int(seed)
+    config = stack_config(params, train_x, seed)
+    compute = lambda: train_stack({k: params[k] for k in STACK_KEYS}, train_x, seed, ctx.device)  # noqa: E731
     cache = getattr(ctx, "cache", None)
     return cache.get_or_compute("hae-stack", config, compute) if cache is not None else compute()
 
@@ -333,6 +337,62 @@ def load_stack(params: dict, state: dict, device: torch.device) -> Stack:
         stack.encoders[i].load_state_dict(layer["encoder"])
         stack.decoders[i].load_state_dict(layer["decoder"])
     return stack.to(device).eval()
+
+
+# --------------------------------------------------------------------------- best of N runs
+SELECTION_SIGNALS = 4096  # training signals the runs are compared on (all when fewer)
+
+
+def run_seeds(seed: int, runs: int) -> list:
+    """Seeds of ``runs`` HAE runs: the cell's own seed first (so one run is the stack a
+    single fit trains, and the ``hae`` plugin's artifact), then seeds derived from it."""
+    return [int(seed)] + [derive_seed(seed, "hae-run", r) for r in range(1, runs)]
+
+
+@torch.no_grad()
+def reconstruction_nmse_db(params: dict, state: dict, x: torch.Tensor, device: torch.device,
+                           batch: int = 256) -> list:
+    """Per level i: the NMSE (dB, ``compress.nmse_db``) of ``x`` encoded to level i and
+    decoded through decoders i..0, i.e. what a level-i reconstruction loses."""
+    stack = load_stack(params, state, device)
+    errors = [[] for _ in range(params["layers"])]
+    for start in range(0, x.shape[0], batch):
+        signals = x[start:start + batch].to(device)
+        z = signals
+        for level, encoder in enumerate(stack.encoders):
+            z = encoder(z)
+            errors[level].append(compress.per_signal_nmse(signals, stack.decode(z, level)).cpu())
+    return [10.0 * math.log10(max(float(torch.cat(e).mean()), 1e-30)) for e in errors]
+
+
+def selection_signals(ctx, train_x: torch.Tensor) -> torch.Tensor:
+    """The training signals the runs are compared on: a seeded sample of at most
+    ``SELECTION_SIGNALS``, the same for every run (a paired comparison)."""
+    if train_x.shape[0] <= SELECTION_SIGNALS:
+        return train_x
+    index = torch.randperm(train_x.shape[0], generator=ctx.torch_generator("hae-select"))[:SELECTION_SIGNALS]
+    return train_x[index.sort().values]
+
+
+def best_stack(ctx, train_x: torch.Tensor, params: dict, runs: int) -> tuple:
+    """The best of ``runs`` HAE stacks (each a shared ``hae-stack`` artifact) and what the
+    choice rests on. Criterion: the mean over levels of the training signals'
+    reconstruction NMSE in dB (lower is better; each level counts alike, as the paper's
+    tables weigh every layer's accuracy alike). Training data only, never test data.
+    One run is the single stack of the cell's seed, with nothing to compare."""
+    seeds = run_seeds(ctx.seed, runs)
+    if runs == 1:
+        return fitted_stack(ctx, train_x, params), {"seeds": seeds, "chosen": 0}
+    sample = selection_signals(ctx, train_x)
+    best, per_level, scores = None, [], []
+    for seed in seeds:
+        state = fitted_stack(ctx, train_x, params, seed)
+        per_level.append(reconstruction_nmse_db(params, state, sample, ctx.device))
+        scores.append(sum(per_level[-1]) / len(per_level[-1]))
+        if best is None or scores[-1] < scores[best[0]]:
+            best = (len(scores) - 1, state)
+    return best[1], {"seeds": seeds, "chosen": best[0], "criterion": "mean train NMSE dB over levels",
+                     "score": scores, "nmse_db": per_level, "n_signals": int(sample.shape[0])}
 
 
 # --------------------------------------------------------------------------- plugin

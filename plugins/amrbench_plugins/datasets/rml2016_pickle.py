@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Optional
 
 from amrbench.api import AmrbenchError, Dataset, Param, SignalSet
-from amrbench.data import loaders, store
+from amrbench.data import loaders, store, windows
 from amrbench.hookspecs import hookimpl
 
 
-class RML2016Pickle(Dataset):
+class RML2016Pickle(windows.WindowNorm, Dataset):
     """Base of the RML2016 pickle loaders (see the subclasses)."""
 
-    defaults = {"path": None, "per_class_per_snr": None, "allow_nonfinite": False}
+    defaults = {"path": None, "per_class_per_snr": None, "allow_nonfinite": False, **windows.NORM_DEFAULTS}
     types = {"path": Param(str, null=True), "per_class_per_snr": Param(int, 1, null=True),
              "allow_nonfinite": Param(bool)}
+    choices = windows.NORM_CHOICES
     file_name = ""
 
     def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
@@ -34,7 +35,8 @@ class RML2016Pickle(Dataset):
             table = loaders.load_restricted_pickle(path)
             return loaders.key_dict_to_signalset(table, path, self.name, None, per, seed, allow)
 
-        return store.cached_signalset(store.cache_path(self.name, key), parse, snr=snr, allow_nonfinite=allow)
+        data = store.cached_signalset(store.cache_path(self.name, key), parse, snr=snr, allow_nonfinite=allow)
+        return self.normalised(data)
 
     def fingerprint(self) -> dict:
         return {"path": loaders.path_fingerprint(self.params["path"], self.name, f"the {self.file_name} pickle")}
@@ -49,7 +51,9 @@ class RML2016a(RML2016Pickle):
     PAM4, QAM16, QAM64, QPSK, WBFM). The pickle is read by a restricted unpickler that
     admits only numpy array reconstruction (no value or array may declare more bytes than
     the file holds), then cached as HDF5 under the amrbench cache (keyed by the file's
-    content fingerprint), so later loads skip the slow unpickling. ``allow_nonfinite``
+    content fingerprint), so later loads skip the slow unpickling. ``norm`` (default none:
+    the values as stored; rms, energy, l1 or max) rescales every window
+    (:mod:`amrbench.data.windows`). ``allow_nonfinite``
     (default false) loads signals holding NaN or Inf samples instead of refusing the
     file. Cells are keyed by the content fingerprint too: a changed file gives new cells.
     """
@@ -64,7 +68,7 @@ class RML2016b(RML2016Pickle):
 
     Parameters and reading as ``rml2016a``: ``path`` (required) to ``RML2016.10b.dat``;
     ``per_class_per_snr`` (default null = all 6000) keeps a seeded subset per key;
-    ``allow_nonfinite`` (default false) as in ``rml2016a``.
+    ``norm`` and ``allow_nonfinite`` (default false) as in ``rml2016a``.
     """
 
     name = "rml2016b"

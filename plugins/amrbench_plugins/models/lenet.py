@@ -17,9 +17,12 @@ Choices: the first convolution and the two hidden FC widths are in a figure that
 available; the VT-CNN2 front end (256 x (1, 3)) and widths 256 / 128 are amrbench's
 reading (knobs ``fc1``, ``fc2``, ``dropout``). PyTorch default initialisation (the paper
 used PyTorch). ``last_conv`` is the 80-map convolution; its maps are L + 4 wide, so the
-class activation vector is resized to L, as the paper does. Speed, as VT-CNN2's version 2:
-``amrbench.layers.FastDropout`` and channels-last convolution weights (version 1 used
-nn.Dropout, whose masks differ, so its records are not reused).
+class activation vector is resized to L, as the paper does. ``cam_layer`` is the ReLU
+after it (a parameter-free ``nn.ReLU`` module: same numbers and state dict as before):
+Grad-CAM's default weighs those rectified maps, its ``layer: conv`` the convolution's raw
+output. Speed, as VT-CNN2's version 2: ``amrbench.layers.FastDropout`` and channels-last
+convolution weights (version 1 used nn.Dropout, whose masks differ, so its records are
+not reused).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ class LeNetNet(AMRNet):
         # zero padding as the convolutions' own (same numbers as an explicit pad, no copy)
         self.conv1 = nn.Conv2d(1, 256, (1, 3), padding=(0, 2))
         self.conv2 = nn.Conv2d(256, 80, (2, 3), padding=(0, 2))
+        self.relu2 = nn.ReLU()
         self.fc1 = nn.Linear(80 * (length + 4), fc1)
         self.fc2 = nn.Linear(fc1, fc2)
         self.dropout = FastDropout(dropout)
@@ -44,13 +48,14 @@ class LeNetNet(AMRNet):
         # a plain attribute, not a submodule: AMRNet's class-level None would shadow a
         # registered one, and state_dict would hold the layer twice
         object.__setattr__(self, "last_conv", self.conv2)
+        object.__setattr__(self, "cam_layer", self.relu2)  # the rectified maps Grad-CAM weighs
         # channels-last convolution weights: oneDNN's NHWC kernels run the (2, 3)
         # convolution about 1.7x faster on the CPU (values and initialisation unchanged)
         self.to(memory_format=torch.channels_last)
 
     def embed(self, x):
         h = self.dropout(torch.relu(self.conv1(x)))
-        h = self.dropout(torch.relu(self.conv2(h)))
+        h = self.dropout(self.relu2(self.conv2(h)))
         h = self.dropout(torch.relu(self.fc1(h.flatten(1))))
         return self.dropout(torch.relu(self.fc2(h)))
 

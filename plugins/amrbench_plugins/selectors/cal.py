@@ -17,7 +17,15 @@ Defaults and reference choices (the paper gives none):
   takes the kNN from an ImageNet-pretrained ResNet-18, which does not exist for I/Q).
 - the *most* contrastive (highest divergence) signals are kept, as the method intends;
   DeepCore keeps the lowest (its issue #29).
-- symmetric KL with probabilities clamped at 1e-8 (DeepCore has no epsilon).
+- ``kl: symmetric`` (default): 0.5 KL(p||q) + 0.5 KL(q||p) between the signal's
+  distribution p and each neighbour's q. This is what DeepCore computes (``calc_kl``),
+  the baseline the FoQuS paper reports, and what the committed records used. The CAL
+  paper scores a candidate by the mean of KL(q||p), the neighbour's distribution first
+  (the authors' code, mourga/contrastive-active-learning, gives ``nn.KLDivLoss`` the
+  candidate's log-probabilities as input and the neighbour's probabilities as target);
+  ``kl: cal_paper`` takes that direction. It weighs most the classes that a neighbour
+  believes in and the signal doubts.
+- probabilities clamped at 1e-8 and renormalised in both forms (DeepCore has no epsilon).
 - ties broken by a seeded permutation; ``stratify: class`` or ``class_snr``.
 """
 from __future__ import annotations
@@ -27,10 +35,12 @@ import torch
 from amrbench.api import AmrbenchError, Selection, Selector
 from amrbench.hookspecs import hookimpl
 from amrbench.scoring import derived
-from amrbench.selection import STRATIFY, class_members, top_per_stratum
+from amrbench.selection import STRATIFY, class_members, settle_added_params, top_per_stratum
 
 CHUNK_ELEMENTS = 1 << 23  # distance blocks of at most 8M entries (32 MB)
 EPS = 1e-8
+KL_FORMS = ("symmetric", "cal_paper")
+ADDED = {"kl": "symmetric"}  # left out of the cell key at its default (see settle_added_params)
 
 
 def knn(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,15 +81,38 @@ def symmetric_kl_to_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, ep
     return out
 
 
-def cal_scores(embeddings: torch.Tensor, probs: torch.Tensor, neighbors: int, groups) -> torch.Tensor:
-    """Cal score of every signal, neighbours searched inside each index group."""
+def neighbour_kl_to_candidates(probs: torch.Tensor, neighbours: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Mean over each row's neighbours of KL(q||p), q a neighbour's distribution and p the
+    row's own (the CAL paper's direction), (n,) float64."""
+    q = probs.double().clamp_min(eps)
+    q = q / q.sum(1, keepdim=True)
+    logq = q.log()
+    n, k = neighbours.shape
+    out = torch.zeros(n, dtype=torch.float64)
+    if k == 0:
+        return out
+    rows = max(1, CHUNK_ELEMENTS // max(1, k * q.shape[1]))
+    for s in range(0, n, rows):
+        idx = neighbours[s:s + rows]
+        out[s:s + rows] = (q[idx] * (logq[idx] - logq[s:s + rows, None, :])).sum(2).mean(1)
+    return out
+
+
+KL_TO_NEIGHBOURS = {"symmetric": symmetric_kl_to_neighbours, "cal_paper": neighbour_kl_to_candidates}
+
+
+def cal_scores(embeddings: torch.Tensor, probs: torch.Tensor, neighbors: int, groups,
+               kl: str = "symmetric") -> torch.Tensor:
+    """Cal score of every signal, neighbours searched inside each index group, divergence
+    in the ``kl`` form (see the module docstring)."""
+    divergence = KL_TO_NEIGHBOURS[kl]
     scores = torch.zeros(embeddings.shape[0], dtype=torch.float64)
     for members in groups:
         index = torch.as_tensor(members, dtype=torch.int64)
         if len(index) == 0:
             continue
         local = knn(embeddings[index], neighbors)
-        scores[index] = symmetric_kl_to_neighbours(probs[index], local)
+        scores[index] = divergence(probs[index], local)
     return scores
 
 
@@ -87,12 +120,13 @@ class Cal(Selector):
     """Cal: keep signals whose nearest neighbours are predicted most differently (KL)."""
 
     name = "cal"
-    defaults = {"neighbors": 10, "scope": "class", "stratify": "class"}
-    choices = {"scope": ("class", "all"), "stratify": STRATIFY}
+    defaults = {"neighbors": 10, "scope": "class", **ADDED, "stratify": "class"}
+    choices = {"scope": ("class", "all"), "kl": KL_FORMS, "stratify": STRATIFY}
     needs = ("dynamics",)
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.kl = settle_added_params(self.params, ADDED)["kl"]
         k = self.params["neighbors"]
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise AmrbenchError(f"selector 'cal': neighbors must be a positive integer, got {k!r}")
@@ -103,9 +137,9 @@ class Cal(Selector):
 
         def make():
             groups = class_members(train) if scope == "class" else [range(len(train))]
-            return cal_scores(dynamics["embeddings"], dynamics["probs"], k, groups)
+            return cal_scores(dynamics["embeddings"], dynamics["probs"], k, groups, self.kl)
 
-        scores = derived(dynamics, ("cal", k, scope, len(train)), make)
+        scores = derived(dynamics, ("cal", k, scope, self.kl, len(train)), make)
         tiebreak = ctx.rng("cal", "ties").permutation(len(train))
         return Selection(top_per_stratum(scores.numpy(), train, budget, True, self.params["stratify"], tiebreak))
 

@@ -8,9 +8,14 @@ training mini-batches before each optimiser step (as Toneva et al. and DeepCore 
 = number of forgetting events; the most forgotten signals of each stratum are kept.
 
 Defaults and reference choices:
-- ``unlearned: max``: signals never classified correctly in any epoch count as the most
-  forgettable, score T (as Toneva et al., who give them the number of presentations);
-  ``zero`` gives them 0 (DeepCore's behaviour).
+- ``unlearned: max`` (default): signals never classified correctly in any of the T epochs
+  count as the most forgettable, score T, above every signal that was learned (at most
+  T/2 events). This is Toneva et al.'s rule (``order_examples_by_forgetting.py``
+  gives them the number of presentations, one per epoch here), the method the baseline
+  is named after. ``unlearned: zero`` is DeepCore's rule: it only counts 1 -> 0
+  transitions, so a never-learned signal scores 0 and ties with the signals learned and
+  never forgotten, at the bottom of the ranking (DeepCore orders such ties by a reversed
+  ``argsort``, amrbench by the seeded permutation below).
 - ties (frequent: scores are small integers) broken by a seeded permutation, not by
   index, which would favour the signals stored first (one SNR).
 - ``stratify: class`` (default) or ``class_snr``.
@@ -29,6 +34,8 @@ def forgetting_counts(correct: torch.Tensor) -> torch.Tensor:
 
 
 def forgetting_scores(correct: torch.Tensor, unlearned: str = "max") -> torch.Tensor:
+    """Forgetting events per sample from (T, N) correctness; a never-learned sample
+    scores T with ``unlearned="max"`` (Toneva et al.) or 0 with ``"zero"`` (DeepCore)."""
     c = torch.as_tensor(correct).bool()
     scores = forgetting_counts(c)
     if unlearned == "max":

@@ -1,4 +1,5 @@
-"""Herding (Welling, ICML 2009; the coreset baseline of DeepCore, Guo et al. 2022).
+"""Herding (Welling, "Herding dynamical weights to learn", ICML 2009), one of the
+baselines of DeepCore (Guo, Zhao & Bai, DEXA 2022) and of the FoQuS paper (Lu et al. 2025).
 
 Per class (or class x SNR with ``stratify: class_snr``), in the penultimate embedding
 space of the selection model (the shared full-data scoring run): greedily add the signal
@@ -9,18 +10,35 @@ With s signals chosen, running sum r and stratum mean mu, the candidate i minimi
 so each step is one matrix-vector product: O(budget * n * d) time, O(n * d) memory, no
 n x n matrix and no per-step n x d temporaries.
 
-Defaults: embeddings of the trained scoring model (as DeepCore, which trains the model
-before embedding); ``embedding: input`` herds on the raw I/Q vectors instead.
+Defaults and reference choices:
+- ``variant: herding`` (default): the argmin above, Welling's herding, the method the
+  baseline is named after (and the rule of the committed records). DeepCore's ``herding.py`` computes the same
+  distance ||f_i - ((s + 1) mu - r)|| but takes its *argmax*: each step adds the signal
+  that moves the running mean farthest from the stratum mean (no DeepCore issue reports
+  this). ``variant: deepcore`` reproduces that rule, for DeepCore's baseline numbers; it
+  is the argmax of the same objective, so both variants cost the same.
+- embeddings of the trained scoring model (as DeepCore, which trains the model before
+  embedding); ``embedding: input`` herds on the raw I/Q vectors instead.
+- ``stratify: class`` (herding inside every class; DeepCore's default herds the whole
+  set at once, ``balance=False``).
 """
 import torch
 
-from amrbench.api import Selection, Selector
+from amrbench.api import AmrbenchError, Selection, Selector
 from amrbench.hookspecs import hookimpl
-from amrbench.selection import STRATIFY, pick_per_stratum
+from amrbench.selection import STRATIFY, pick_per_stratum, settle_added_params
+
+VARIANTS = ("herding", "deepcore")
+ADDED = {"variant": "herding"}  # left out of the cell key at its default (see settle_added_params)
 
 
-def herd(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (into ``features``) of k rows chosen by herding, in selection order."""
+def herd(features: torch.Tensor, k: int, variant: str = "herding") -> torch.Tensor:
+    """Indices (into ``features``) of k rows chosen by herding, in selection order:
+    ``herding`` adds the row that brings the running mean closest to the mean (argmin),
+    ``deepcore`` the one that moves it farthest (argmax, DeepCore's rule)."""
+    if variant not in VARIANTS:
+        raise AmrbenchError(f"herding variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    farthest = variant == "deepcore"
     features = features.double()
     n = features.shape[0]
     k = min(k, n)
@@ -31,8 +49,12 @@ def herd(features: torch.Tensor, k: int) -> torch.Tensor:
     chosen = []
     for step in range(k):
         objective = torch.addmv(square_norms, features, running - (step + 1) * mean, alpha=2.0)
-        objective[~available] = float("inf")
-        best = int(torch.argmin(objective))
+        if farthest:
+            objective[~available] = float("-inf")
+            best = int(torch.argmax(objective))
+        else:
+            objective[~available] = float("inf")
+            best = int(torch.argmin(objective))
         chosen.append(best)
         available[best] = False
         running += features[best]
@@ -43,9 +65,13 @@ class Herding(Selector):
     """Herding: greedy per-class mean matching in the model's embedding space."""
 
     name = "herding"
-    defaults = {"embedding": "model", "stratify": "class"}
-    choices = {"embedding": ("model", "input"), "stratify": STRATIFY}
+    defaults = {"embedding": "model", **ADDED, "stratify": "class"}
+    choices = {"embedding": ("model", "input"), "variant": VARIANTS, "stratify": STRATIFY}
     needs = ("dynamics",)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.variant = settle_added_params(self.params, ADDED)["variant"]
 
     def select(self, ctx, train, budget):
         if self.params["embedding"] == "input":
@@ -54,7 +80,7 @@ class Herding(Selector):
             features = ctx.resource("dynamics")["embeddings"]
 
         def pick(_, members, quota):
-            return members[herd(features[torch.from_numpy(members)], int(quota)).numpy()]
+            return members[herd(features[torch.from_numpy(members)], int(quota), self.variant).numpy()]
 
         return Selection(pick_per_stratum(train, budget, self.params["stratify"], pick))
 
