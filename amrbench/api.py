@@ -309,6 +309,12 @@ class Compressor(Plugin):
     def bits(self, level, length: int) -> float:
         raise NotImplementedError
 
+    @classmethod
+    def fit_runs(cls, params: dict) -> float:
+        """Training runs one fit does, in units of one run of its network: the cost
+        model scales a fit's estimate by it (1 unless a compressor trains several)."""
+        return 1.0
+
 
 class Explainer(Plugin):
     kind = "explainer"
@@ -327,9 +333,12 @@ class Protocol(Plugin):
     holds (regular expressions for families such as ``accuracy_L\\w+``; empty = not
     declared, a table may name any metric); ``train_settings``, the settings that are
     training-setting overrides (e.g. ``scoring``); ``param_overrides``, the settings whose
-    keys override the parameters of the suite's methods."""
+    keys override the parameters of the suite's methods; ``optional_settings``, the keys
+    of ``defaults`` that enter a cell's settings (and so its key) only when a suite writes
+    them, so adding one leaves the keys of every suite without it unchanged."""
 
     kind = "protocol"
+    optional_settings: ClassVar[tuple] = ()
     method_kind: ClassVar[str] = ""
     budget_axis: ClassVar[Optional[str]] = None
     metrics: ClassVar[tuple] = ()

@@ -542,7 +542,18 @@ class CostModel:
 
     def _training_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
         role, work = _artifact_training(config, kind, shape)
-        return self.rate(config["model"][role], shape, config["protocol"]) * work
+        return self.rate(config["model"][role], shape, config["protocol"]) * work * self._fit_runs(config, kind)
+
+    def _fit_runs(self, config: dict, kind: str) -> float:
+        """Training runs a compressor's fit does (``Compressor.fit_runs``), else 1."""
+        if kind != "compressor":
+            return 1.0
+        try:
+            cls = self.registry.get("compressor", config["method"]["name"])
+        except (AmrbenchError, KeyError):
+            return 1.0
+        runs = getattr(cls, "fit_runs", None)
+        return float(runs(config["method"].get("params") or {})) if runs else 1.0
 
     def artifact_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
         if kind == "condensed":

@@ -2,7 +2,9 @@
 (dataset, model, seed, settings) and reused by every method and budget of a grid.
 
 - ``dataset``: the (train, test) SignalSets of the cell's dataset spec (memoised in the
-  process; generators cache their output on disk themselves).
+  process; generators cache their output on disk themselves). With the protocol setting
+  ``validation_fraction`` the train part is the training split less its validation
+  holdout (:func:`validation_splits`), so no scoring run, selector or training sees it.
 - ``dynamics``: a full-data training run of the cell's source model (the scoring run of
   coreset selection): per-epoch predictions, losses and correctness of every training
   sample (recorded from the training batches, as the FoQuS/Forgetting references do),
@@ -13,7 +15,7 @@ Protocols and plugins may add kinds with ``register_resource``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -76,18 +78,59 @@ def _check_fingerprint(plugin, spec: dict) -> None:
 
 
 def artifact_config(ctx: Context, kind: str) -> dict:
+    """What a shared artifact depends on (its cache key); with a validation holdout also
+    its fraction, since the artifact is then computed on the training split less it."""
     if kind not in _KINDS:
         raise AmrbenchError(f"unknown resource {kind!r}; known: dataset, {', '.join(sorted(_KINDS))}")
-    return _KINDS[kind][0](ctx)
+    config = _KINDS[kind][0](ctx)
+    fraction = validation_fraction(ctx.cell)
+    return {**config, "validation_fraction": fraction} if fraction else config
 
 
 def get(ctx: Context, kind: str, **spec) -> Any:
     if kind == "dataset":
-        return load_splits(ctx.registry, spec.get("spec") or ctx.cell["dataset"])
+        if spec.get("spec"):
+            return load_splits(ctx.registry, spec["spec"])
+        train, test, _ = validation_splits(ctx.registry, ctx.cell)
+        return train, test
     config = artifact_config(ctx, kind)
     compute = _KINDS[kind][1]
     key = f"{kind}:{stable_hash(config, 24)}"
     return _memo(key, lambda: ctx.cache.get_or_compute(kind, config, lambda: compute(ctx)))
+
+
+# --------------------------------------------------------------------------- validation
+def validation_fraction(cell: dict) -> float:
+    """The share of the training split a cell holds out for validation (the protocol
+    setting ``validation_fraction``; 0, the default, holds out nothing)."""
+    return float((cell.get("settings") or {}).get("validation_fraction") or 0)
+
+
+def validation_splits(registry, cell: dict) -> tuple[SignalSet, SignalSet, Optional[SignalSet]]:
+    """(train, test, validation) of a cell. With ``validation_fraction`` f, f of every
+    (class, SNR) group of the training split (stratified as the train/test split, with
+    the dataset's ``snr_bins`` and ``split``) is held out, seeded by the dataset's seed
+    alone, so every method, rate and seed of a dataset shares one validation set, as
+    they share the test split; train is the rest. Without it, validation is None. The
+    channel standardisation (``standardize: true``) keeps the whole training split's
+    statistics: the holdout changes which signals train, not how they are scaled."""
+    spec = cell["dataset"]
+    train, test = load_splits(registry, spec)
+    fraction = validation_fraction(cell)
+    if not fraction:
+        return train, test, None
+
+    def make():
+        rest, held = stratified_split(train, fraction, derive_seed(spec.get("seed", 0), "validation"),
+                                      snr_bins=spec.get("snr_bins"), exact=spec.get("split") == "exact")
+        if len(held) == 0:
+            raise AmrbenchError(f"dataset {spec['name']!r}: settings.validation_fraction {fraction:g} holds out no "
+                                f"signal of its {len(train)} training signals; raise it")
+        return rest, held
+
+    rest, held = _memo("validation:" + stable_hash({"dataset": dataset_config(spec), "fraction": fraction}, 24),
+                       make)
+    return rest, test, held
 
 
 # --------------------------------------------------------------------------- dynamics

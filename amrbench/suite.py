@@ -66,6 +66,7 @@ TABLE_DEFAULTS = {
     "metric_labels": None,
     "ci": None,
     "ranks": True,
+    "choose_by": None,
 }
 EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}
 AXES = ("dataset", "method", "budget", "model", "seed", "metric")
@@ -498,7 +499,8 @@ def _settings(src, data: dict, protocol_cls, registry, train: dict) -> dict:
         registry.create("protocol", protocol_name, settings)
     except AmrbenchError as exc:
         raise src.error(("settings",), str(exc)) from None
-    return {**protocol_cls.defaults, **settings}
+    defaults = {k: v for k, v in protocol_cls.defaults.items() if k not in protocol_cls.optional_settings}
+    return {**defaults, **settings}
 
 
 def _check_param_overrides(src, settings: dict, protocol_cls, methods: list, registry) -> None:
@@ -582,8 +584,9 @@ def _validate_metric_names(src, table: dict, protocol_cls) -> None:
     its metrics): an unknown name would give an empty table."""
     wanted = [(("table", "metric"), m) for m in ([table["metric"]] if isinstance(table["metric"], str)
                                                  else table["metric"])]
-    if table["pool"] is not None:
-        wanted.append((("table", "pool"), table["pool"]))
+    for key in ("pool", "choose_by"):
+        if table[key] is not None:
+            wanted.append((("table", key), table[key]))
     for j, row in enumerate(table["extra_rows"] or []):
         wanted += [(("table", "extra_rows", j, key), row[key]) for key in ("metric", "pool")
                    if row.get(key) is not None]

@@ -29,6 +29,9 @@ and HTML.
 - Profile: every format states the profile that made the records, the training-set
   size per dataset (records' ``n_train``, else the dataset spec), seeds and epochs;
   the ``quick`` profile is labelled a smoke test.
+- Choice: with ``table: {choose_by: val_accuracy}``, under each table the row a
+  held-out validation metric chooses, per column and over all columns, with the test
+  value the table shows for it (see :func:`choices`).
 Rows and columns keep the suite's order.
 """
 from __future__ import annotations
@@ -482,6 +485,63 @@ def rank_summary(suite, tables: list) -> Optional[str]:
             f"Friedman χ² = {result.statistic:.2f}, p = {result.pvalue:.3g}.")
 
 
+# --------------------------------------------------------------------------- choosing a row on validation
+def choices(suite, records: list, tables: list) -> list:
+    """With ``table: {choose_by: METRIC}`` (e.g. ``val_accuracy``, the select protocol's
+    accuracy on a held-out part of the training split), one line per table: in each
+    column the row with the best mean METRIC over its records, and over all columns the
+    row with the best mean of its column means (rows with a value in every column), each
+    followed by the test value the table shows for that row. This is how to choose a
+    hyper-parameter (rows = its values) without reading the test split: reporting the
+    best *test* cell instead would overstate what the choice achieves. Ties go to the
+    row listed first; "better" follows ``higher_is_better``."""
+    metric = suite.table.get("choose_by")
+    if not metric:
+        return []
+    layout = suite.table
+    rows_axis, cols_axis, _ = table_axes(layout)
+    frame = records_frame(records, metric)
+    return [_choice_line(t, frame, metric, rows_axis, cols_axis, layout) for t in tables]
+
+
+def _choice_line(table: Table, frame: pd.DataFrame, metric: str, rows_axis: str, cols_axis: str, layout: dict) -> str:
+    for axis, value in table.group.items():
+        frame = frame[frame[axis] == value]
+    means = frame.groupby([rows_axis, cols_axis])["value"].mean()
+    grid = np.array([[means.get((r, c), np.nan) for c in table.col_values] for r in table.row_values], dtype=float)
+    grid = grid.reshape(len(table.row_values), len(table.col_values))
+    if np.isnan(grid).all():
+        return f"{table.title}: no record holds {metric}; nothing to choose."
+    pick = np.nanargmax if layout["higher_is_better"] else np.nanargmin
+    scale, digits = float(layout["scale"]), _decimals(layout["format"])
+    parts = []
+    for j, column in enumerate(table.col_values):
+        if np.isnan(grid[:, j]).all():
+            continue
+        i = int(pick(grid[:, j]))
+        parts.append(f"{column}: {table.row_values[i]} ({metric} {grid[i, j] * scale:.{digits}f}, "
+                     f"test {_shown(table, i, str(column))})")
+    complete = ~np.isnan(grid).any(axis=1)
+    if complete.any() and len(table.col_values) > 1:
+        overall = grid.mean(axis=1)  # NaN for a row missing a column
+        i = int(pick(overall))
+        parts.append(f"all columns: {table.row_values[i]} (mean {metric} {overall[i] * scale:.{digits}f}, "
+                     f"test Avg {_shown(table, i, 'Avg')})")
+    return f"{table.title}: " + "; ".join(parts) + "."
+
+
+def _shown(table: Table, row: int, column: str) -> str:
+    """The text the table shows for (row index among its row values, header column)."""
+    if column not in table.header:
+        return "–"
+    return table.cells[table.rows.index(str(table.row_values[row]))][table.header.index(column) - 1]
+
+
+CHOICE_NOTE = ("Chosen on {metric}: per column, and over all columns, the row with the best mean {metric} (a part "
+               "of the training split held out from selection and training), and the test value the table shows "
+               "for it. Choose by these, not by the best test cell.")
+
+
 # --------------------------------------------------------------------------- rendering
 def render(suite, records: list, fmt: str = "markdown") -> str:
     if fmt not in FORMATS:
@@ -490,7 +550,8 @@ def render(suite, records: list, fmt: str = "markdown") -> str:
 
     tables = build_tables(suite, records)
     extras = {"profile": profile_text(suite, records), "ranks": rank_summary(suite, tables),
-              "claims": evaluate_claims(suite, records, tables)}
+              "claims": evaluate_claims(suite, records, tables), "choices": choices(suite, records, tables),
+              "choice_note": CHOICE_NOTE.format(metric=suite.table.get("choose_by"))}
     return {"markdown": _markdown, "latex": _latex, "csv": _csv, "html": _html}[fmt](suite, tables, extras)
 
 
@@ -509,6 +570,9 @@ def _markdown(suite, tables, extras) -> str:
         parts.append(f"## {t.title}\n\n{body}\n\n*{t.caption}*\n")
     if extras["ranks"]:
         parts.append(f"*{extras['ranks']}*\n")
+    if extras["choices"]:
+        lines = "\n".join(f"- {line}" for line in extras["choices"])
+        parts.append(f"## Chosen on validation\n\n*{extras['choice_note']}*\n\n{lines}\n")
     if extras["claims"]:
         lines = "\n".join(f"- {claim_line(c, markdown=True)}" for c in extras["claims"])
         parts.append(f"## Claims\n\n*{CLAIMS_NOTE}*\n\n{lines}\n")
@@ -539,7 +603,8 @@ def _latex(suite, tables, extras) -> str:
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         parts.append("\n".join(lines))
-    notes = ([extras["ranks"]] if extras["ranks"] else []) + [f"claim: {claim_line(c)}" for c in extras["claims"]]
+    notes = ([extras["ranks"]] if extras["ranks"] else []) + [f"chosen: {line}" for line in extras["choices"]] + \
+        [f"claim: {claim_line(c)}" for c in extras["claims"]]
     if notes:
         parts.append("\n".join(f"% {n}" for n in notes))
     return "\n\n".join(parts) + "\n"
@@ -557,6 +622,8 @@ def _csv(suite, tables, extras) -> str:
             writer.writerow([t.title, row] + [f"*{x}*" if b else x for x, b in zip(texts, bolds)])
     if extras["ranks"]:
         writer.writerow(["ranks", extras["ranks"]])
+    for line in extras["choices"]:
+        writer.writerow(["chosen", line])
     for c in extras["claims"]:
         writer.writerow(["claim", c.claim.label, c.verdict, claim_line(c)])
     return out.getvalue()
@@ -573,6 +640,10 @@ def _html(suite, tables, extras) -> str:
         parts.append(f"<h2>{html.escape(t.title)}</h2>\n{body}\n<p><i>{html.escape(t.caption)}</i></p>")
     if extras["ranks"]:
         parts.append(f"<p><i>{html.escape(extras['ranks'])}</i></p>")
+    if extras["choices"]:
+        items = "\n".join(f"<li>{html.escape(line)}</li>" for line in extras["choices"])
+        parts.append(f"<h2>Chosen on validation</h2>\n<p><i>{html.escape(extras['choice_note'])}</i></p>\n"
+                     f"<ul>\n{items}\n</ul>")
     if extras["claims"]:
         items = "\n".join(f"<li>{html.escape(claim_line(c))}</li>" for c in extras["claims"])
         parts.append(f"<h2>Claims</h2>\n<ul>\n{items}\n</ul>")

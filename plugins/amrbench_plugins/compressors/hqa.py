@@ -168,6 +168,11 @@ class HQA(Compressor):
     }
     choices = {"init": INITS, "code_selection": SELECTIONS, "requantize": (True, False), "freeze": (True, False)}
 
+    @classmethod
+    def fit_runs(cls, params: dict) -> float:
+        """``hae_runs`` HAE stacks, then the HQA stack itself."""
+        return float(params.get("hae_runs", 1)) + 1.0
+
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params

@@ -1,0 +1,200 @@
+"""The select protocol's validation holdout (``settings.validation_fraction``) and the
+tables' choice of a row on it (``table: {choose_by: val_accuracy}``)."""
+import json
+from collections import Counter
+
+import pytest
+import torch
+from torch import nn
+
+from amrbench import resources
+from amrbench.api import AmrbenchError, Model
+from amrbench.registry import default_registry
+from amrbench.runner import RunOptions, make_context
+from amrbench.suite import expand, load_suite
+from amrbench.tables import render
+from tests.conftest import REPO, TINY_SUITE
+
+HOLDOUT = TINY_SUITE.replace("settings: {scoring: {epochs: 1}}",
+                             "settings: {scoring: {epochs: 1}, validation_fraction: 0.25}")
+
+
+def fingerprints(data) -> list:
+    """One hashable identity per signal (the toy generator's signals are all distinct)."""
+    return [row.numpy().tobytes() for row in data.x]
+
+
+def first_cell(write_suite, text, **replace):
+    suite = load_suite(write_suite(text))
+    config = expand(suite)[0]["config"]
+    for key, value in replace.items():
+        config[key] = value
+    return config
+
+
+def test_validation_is_stratified_disjoint_and_shared_by_every_cell(write_suite):
+    cells = [c["config"] for c in expand(load_suite(write_suite(HOLDOUT)))]
+    full_train, test = resources.load_splits(default_registry(), cells[0]["dataset"])
+    train, test_too, validation = resources.validation_splits(default_registry(), cells[0])
+    assert test_too is test
+    pool, held, tested = set(fingerprints(train)), set(fingerprints(validation)), set(fingerprints(test))
+    assert not pool & held and not held & tested and not pool & tested
+    assert pool | held == set(fingerprints(full_train)) and len(train) + len(validation) == len(full_train)
+    # 24 per (class, SNR) in the data, 19 or 20 of them in the training split: 25 % of each group held out
+    groups = Counter(zip(full_train.y.tolist(), full_train.snr.tolist()))
+    held_groups = Counter(zip(validation.y.tolist(), validation.snr.tolist()))
+    assert held_groups == {g: round(n * 0.25) for g, n in groups.items()}
+    # the dataset's seed decides it, not the cell's: every method, rate and seed shares it
+    for cell in cells[1:]:
+        assert set(fingerprints(resources.validation_splits(default_registry(), cell)[2])) == held
+
+
+def test_default_off_leaves_settings_keys_and_data_unchanged(write_suite):
+    config = first_cell(write_suite, TINY_SUITE)
+    assert config["settings"] == {"scoring": {"epochs": 1}}  # no validation_fraction in the key
+    train, test, validation = resources.validation_splits(default_registry(), config)
+    assert validation is None
+    assert (train, test) == resources.load_splits(default_registry(), config["dataset"])
+    ctx = make_context(config, RunOptions().as_dict())
+    assert "validation_fraction" not in resources.artifact_config(ctx, "dynamics")
+
+
+def test_committed_records_of_the_tiers_suite_keep_their_keys():
+    stored = {json.loads(line)["key"] for line in (REPO / "results/foqus_tiers-quick/records.jsonl").open()}
+    quick = {c["key"] for c in expand(load_suite(REPO / "suites/foqus_tiers.yaml", profile="quick"))}
+    assert stored and stored <= quick
+
+
+def test_the_evidence_profile_holds_out_a_tenth_and_chooses_on_it():
+    suite = load_suite(REPO / "suites/foqus_tiers.yaml", profile="evidence")
+    cells = expand(suite)
+    assert len(cells) == 96 and suite.seeds == [0, 1, 2] and suite.table["choose_by"] == "val_accuracy"
+    assert {c["config"]["settings"]["validation_fraction"] for c in cells} == {0.1}
+    # the generator's full size (1,000 per class and SNR: 44,000 training signals at [10, 18] dB)
+    assert {c["config"]["dataset"]["params"]["per_class_per_snr"] for c in cells} == {1000}
+
+
+@pytest.mark.parametrize("value", [0.9, -0.1, "tenth", True])
+def test_a_bad_fraction_is_one_line_naming_the_setting(write_suite, value):
+    path = write_suite(TINY_SUITE.replace("settings: {scoring: {epochs: 1}}",
+                                          f"settings: {{validation_fraction: {json.dumps(value)}}}"))
+    with pytest.raises(AmrbenchError, match=r"suite\.yaml.*validation_fraction") as info:
+        load_suite(path)
+    assert "\n" not in str(info.value)
+
+
+def test_the_holdout_keys_the_shared_scoring_run_apart(write_suite):
+    plain = make_context(first_cell(write_suite, TINY_SUITE), RunOptions().as_dict())
+    held = make_context(first_cell(write_suite, HOLDOUT), RunOptions().as_dict())
+    config = resources.artifact_config(held, "dynamics")
+    assert config.pop("validation_fraction") == 0.25
+    assert config == resources.artifact_config(plain, "dynamics")
+
+
+class _Lookup(nn.Module):
+    """Knows every signal's label; answers it on the ``right`` signals, label + 1 on the others."""
+
+    def __init__(self, labels: dict, right: set, num_classes: int):
+        super().__init__()
+        self.labels, self.right, self.k = labels, right, num_classes
+        self.anchor = nn.Linear(1, 1)
+
+    def forward(self, x):
+        keys = [row.numpy().tobytes() for row in x]
+        answer = [self.labels[fp] if fp in self.right else (self.labels[fp] + 1) % self.k for fp in keys]
+        return nn.functional.one_hot(torch.tensor(answer), self.k).float()
+
+
+def test_val_accuracy_is_measured_on_exactly_the_held_out_signals(write_suite, monkeypatch):
+    """Known answer: a model that knows only the validation signals scores 1 there and 0
+    on the test split; any other set in its place would score below 1."""
+    import amrbench_plugins.protocols.select as select
+
+    config = first_cell(write_suite, HOLDOUT)
+    train, test, validation = resources.validation_splits(default_registry(), config)
+    labels = {fp: y for data in (train, test, validation) for fp, y in zip(fingerprints(data), data.y.tolist())}
+
+    class LookupModel(Model):
+        name = "lookup-test"
+
+        def build(self, num_classes, length):
+            return _Lookup(labels, set(fingerprints(validation)), num_classes)
+
+    default_registry().add(LookupModel)
+    monkeypatch.setattr(select, "fit", lambda *args, **kwargs: None)
+    config["model"] = {"source": "cnn1d", "target": "lookup-test"}
+    metrics = select.SelectProtocol(**config["settings"]).run_cell(make_context(config, RunOptions().as_dict()), config)
+    assert metrics["val_accuracy"] == 1.0 and metrics["accuracy"] == 0.0
+    assert metrics["n_val"] == len(validation) and metrics["n_train"] + len(validation) == 4 * 2 * 24 - metrics["n_test"]
+
+
+def test_scoring_selection_and_training_never_see_the_validation_signals(write_suite, monkeypatch):
+    import amrbench_plugins.protocols.select as select
+    from amrbench import train as train_module
+
+    text = HOLDOUT.replace("methods: [uniform, herding]", "methods: [forgetting]")
+    config = first_cell(write_suite, text)
+    _, _, validation = resources.validation_splits(default_registry(), config)
+    held = set(fingerprints(validation))
+    trained_on, selected_from = [], []
+
+    def recording_fit(net, fmt, data, *args, **kwargs):
+        trained_on.append(set(fingerprints(data)))
+        return train_module.fit(net, fmt, data, *args, **kwargs)
+
+    real_select = default_registry().get("selector", "forgetting").select
+
+    def recording_select(self, ctx, train, budget):
+        selected_from.append(set(fingerprints(train)))
+        return real_select(self, ctx, train, budget)
+
+    monkeypatch.setattr(select, "fit", recording_fit)
+    monkeypatch.setattr(resources, "fit", recording_fit)
+    monkeypatch.setattr(default_registry().get("selector", "forgetting"), "select", recording_select)
+    ctx = make_context(config, RunOptions().as_dict())
+    metrics = select.SelectProtocol(**config["settings"]).run_cell(ctx, config)
+    assert len(trained_on) == 2 and len(selected_from) == 1  # the scoring run and the target model
+    assert all(not seen & held for seen in trained_on + selected_from)
+    assert ctx.resource("dynamics")["pred"].shape[1] == metrics["n_train"] == len(selected_from[0])
+
+
+# --------------------------------------------------------------------------- choose_by
+# per (method, budget): (test accuracies, validation accuracies) over seeds 0 and 1; the
+# best test cell at 25 % is uniform's, validation picks herding there and over both columns
+CHOICE = {
+    ("uniform", "25%"): ([0.70, 0.72], [0.50, 0.52]), ("herding", "25%"): ([0.60, 0.62], [0.60, 0.64]),
+    ("uniform", "50%"): ([0.80, 0.82], [0.80, 0.84]), ("herding", "50%"): ([0.70, 0.70], [0.74, 0.76]),
+}
+
+
+def choice_records(suite):
+    out = []
+    for cell in expand(suite):
+        test, val = CHOICE[(cell["labels"]["method"], cell["labels"]["budget"])]
+        seed = cell["labels"]["seed"]
+        out.append({"key": cell["key"], "status": "ok", "labels": cell["labels"],
+                    "metrics": {"accuracy": test[seed], "val_accuracy": val[seed]}})
+    return out
+
+
+def test_choose_by_names_the_validation_best_row_with_its_test_accuracy(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy}\n"))
+    text = render(suite, choice_records(suite))
+    line = next(x for x in text.splitlines() if x.startswith("- toy · cnn1d:"))
+    assert "25%: herding (val_accuracy 62.00, test 61.00±1.41)" in line
+    assert "50%: uniform (val_accuracy 82.00, test 81.00±1.41)" in line
+    # means over the columns: uniform (51 + 82) / 2 = 66.5, herding (62 + 75) / 2 = 68.5; test Avg (61 + 70) / 2
+    assert "all columns: herding (mean val_accuracy 68.50, test Avg 65.50)" in line
+    assert "## Chosen on validation" in text
+    for fmt in ("latex", "csv", "html"):
+        assert "25%: herding (val_accuracy 62.00" in render(suite, choice_records(suite), fmt)
+
+
+def test_without_choose_by_nothing_is_chosen(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE))
+    assert "Chosen on validation" not in render(suite, choice_records(suite))
+
+
+def test_choose_by_a_metric_the_protocol_lacks_names_the_key(write_suite):
+    with pytest.raises(AmrbenchError, match=r"table\.choose_by.*records no metric 'val_acc'"):
+        load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_acc}\n"))
