@@ -64,8 +64,10 @@ def knn(features: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def symmetric_kl_to_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Mean over each row's neighbours of 0.5 KL(p||q) + 0.5 KL(q||p), (n,) float64."""
+def _mean_over_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, eps: float, pair_term) -> torch.Tensor:
+    """Mean over each row's neighbours of ``pair_term(p_row, log p_row, p_nb, log p_nb)``
+    ((rows, k) from (rows, 1, C) and (rows, k, C)), on the eps-floored, renormalised
+    distributions, in chunks that bound memory; (n,) float64."""
     p = probs.double().clamp_min(eps)
     p = p / p.sum(1, keepdim=True)
     logp = p.log()
@@ -76,21 +78,20 @@ def symmetric_kl_to_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, ep
     rows = max(1, CHUNK_ELEMENTS // max(1, k * p.shape[1]))
     for s in range(0, n, rows):
         idx = neighbours[s:s + rows]
-        diff = p[s:s + rows, None, :] - p[idx]
-        out[s:s + rows] = 0.5 * (diff * (logp[s:s + rows, None, :] - logp[idx])).sum(2).mean(1)
+        out[s:s + rows] = pair_term(p[s:s + rows, None, :], logp[s:s + rows, None, :], p[idx], logp[idx]).mean(1)
     return out
+
+
+def symmetric_kl_to_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Mean over each row's neighbours of 0.5 KL(p||q) + 0.5 KL(q||p), (n,) float64."""
+    return _mean_over_neighbours(probs, neighbours, eps,
+                                 lambda p, logp, q, logq: 0.5 * ((p - q) * (logp - logq)).sum(2))
 
 
 def neighbour_kl_to_candidates(probs: torch.Tensor, neighbours: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Mean over each row's neighbours of KL(q||p), q a neighbour's distribution and p the
     row's own (the CAL paper's direction), (n,) float64."""
-    q = probs.double().clamp_min(eps)
-    q = q / q.sum(1, keepdim=True)
-    logq = q.log()
-    n, k = neighbours.shape
-    out = torch.zeros(n, dtype=torch.float64)
-    if k == 0:
-        return out
+    return _mean_over_neighbours(probs, neighbours, eps, lambda p, logp, q, logq: (q * (logq - logp)).sum(2))
     rows = max(1, CHUNK_ELEMENTS // max(1, k * q.shape[1]))
     for s in range(0, n, rows):
         idx = neighbours[s:s + rows]
