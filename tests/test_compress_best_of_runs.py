@@ -14,14 +14,6 @@ PARAMS = {"layers": 2, "enc_hidden": 4, "dec_hidden": 4, "resnet_blocks": 0, "ep
           "codebook_size": 8, "hqa_epochs": 1, "hqa_lr": 0.01, "reset_every": 0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_ctx(tmp_path, seed=0):
     return Context(seed=seed, device=torch.device("cpu"), cell={}, cache=ArtifactCache(tmp_path / "artifacts"),
                    registry=default_registry())

@@ -24,15 +24,6 @@ def toy(n=6, length=64, seed=0):
     return data.load(seed)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions: one thread avoids oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def fitted(name, params, data, ctx):
     cls = default_registry().get("compressor", name)
     compressor = cls(**{k: v for k, v in params.items() if k in cls.defaults})

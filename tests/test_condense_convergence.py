@@ -21,14 +21,6 @@ from tests.test_condensers import condenser, toy_context
 from tests.test_tables import check_golden, table_lines
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- the figures
 def test_convergence_summary_of_a_hand_made_case():
     history = [10.0, 8.0] + [5.0] * 36 + [3.0, 1.0]  # 40 iterations: windows of 2

@@ -18,15 +18,6 @@ from amrbench.store import ArtifactCache
 TOY = {"per_class_per_snr": 24, "length": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: these tensors are tiny and the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_context(source="cnn1d", spc=3, seed=0, snr=None):
     registry = default_registry()
     spec = {"name": "toy", "params": registry.create("dataset", "toy", TOY).params, "snr": snr, "test_fraction": 0.2,

@@ -18,15 +18,6 @@ from amrbench.store import ArtifactCache, RecordStore
 needs_captum = pytest.mark.skipif(not X.captum_available(), reason="Captum (amrbench[explain]) not installed")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def explainer(name, **params):
     return default_registry().create("explainer", name, params)
 
