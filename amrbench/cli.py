@@ -18,8 +18,8 @@ from amrbench.basics import KINDS, AmrbenchError
 DEFAULT_SUITE = "suites/quick.yaml"
 # modules contributing subcommands through add_parser(subparsers); their handlers are
 # called as handler(args, registry)
-COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli", "amrbench.compress_plots",
-                               "amrbench.explain_plots", "amrbench.cache_commands", "amrbench.report")
+COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench_plugins.condense.commands", "amrbench_plugins.compress.plots",
+                               "amrbench_plugins.explain.plots", "amrbench.cache_commands", "amrbench.report")
                    if importlib.util.find_spec(m) is not None]
 
 

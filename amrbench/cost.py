@@ -278,8 +278,8 @@ def _artifact_training(cell: dict, kind: str, shape: DataShape) -> tuple:
 # --------------------------------------------------------------------------- condensation
 def synthetic_condenser(registry, method: dict):
     """The class of a synthetic condenser (one that learns signals by iterations of a
-    matching loss, ``amrbench.condense.SyntheticCondenser``), else None."""
-    from amrbench.condense import SyntheticCondenser
+    matching loss, ``amrbench_plugins.condense.synthetic.SyntheticCondenser``), else None."""
+    from amrbench_plugins.condense.synthetic import SyntheticCondenser
 
     try:
         cls = registry.get("condenser", method["name"])

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
           f"signals; {MODEL}; batch_real {args.batch_real}; {args.threads} thread(s); CPU s (wall s)\n")
     print("| SPC | DM s/it | MDM s/it | DC matching step s | DC inner epoch s | DC s/it (reference loops) |")
     print("|---|---|---|---|---|---|")
-    from amrbench_plugins.condensers.dc import reference_loops
+    from amrbench_plugins.condense.dc import reference_loops
 
     for spc in args.spc:
         none = (float("nan"), float("nan"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from amrbench import condense as cz
+from amrbench_plugins.condense import synthetic as cz
 from amrbench.api import Context
 from amrbench.registry import Registry
 from amrbench.store import ArtifactCache
@@ -66,7 +66,7 @@ class Scripted(cz.SyntheticCondenser):
 
 
 def test_the_record_holds_the_hand_made_figures():
-    from amrbench_plugins.protocols.condense import _compute_condensed, convergence_metrics
+    from amrbench_plugins.condense.protocol import _compute_condensed, convergence_metrics
 
     registry = Registry().load_entry_points()
     registry.add(Scripted)

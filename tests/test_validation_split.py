@@ -108,7 +108,7 @@ class _Lookup(nn.Module):
 def test_val_accuracy_is_measured_on_exactly_the_held_out_signals(write_suite, monkeypatch):
     """Known answer: a model that knows only the validation signals scores 1 there and 0
     on the test split; any other set in its place would score below 1."""
-    import amrbench_plugins.protocols.select as select
+    import amrbench_plugins.select.protocol as select
 
     config = first_cell(write_suite, HOLDOUT)
     train, test, validation = resources.validation_splits(default_registry(), config)
@@ -129,7 +129,7 @@ def test_val_accuracy_is_measured_on_exactly_the_held_out_signals(write_suite, m
 
 
 def test_scoring_selection_and_training_never_see_the_validation_signals(write_suite, monkeypatch):
-    import amrbench_plugins.protocols.select as select
+    import amrbench_plugins.select.protocol as select
     from amrbench import train as train_module
 
     text = HOLDOUT.replace("methods: [uniform, herding]", "methods: [forgetting]")

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from amrbench.api import Context, SignalSet
-from amrbench.condense import class_means
+from amrbench_plugins.condense.synthetic import class_means
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache
 
@@ -120,7 +120,7 @@ def test_batched_and_loop_give_the_same_loss():
 
 @pytest.mark.parametrize("spc", SPCS)
 def test_dc_seconds_per_iteration(benchmark, spc):
-    from amrbench_plugins.condensers.dc import reference_loops
+    from amrbench_plugins.condense.dc import reference_loops
 
     one = prepared("dc", spc, loops=[1, 1])
     t_match = per_iteration(one.step, 1)

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from amrbench import scoring
+from amrbench_plugins.select import scoring
 from amrbench.api import Budget, SignalSet, derive_seed
 from amrbench.registry import default_registry
-from amrbench_plugins.selectors.herding import herd
-from amrbench_plugins.selectors.kcenter import farthest_first
+from amrbench_plugins.select.herding import herd
+from amrbench_plugins.select.kcenter import farthest_first
 
 N, CLASSES, DIM, EPOCHS = 80_000, 11, 128, 50
 RATES = [0.01, 0.05, 0.1, 0.2, 0.3]

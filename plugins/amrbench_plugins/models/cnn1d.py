@@ -45,7 +45,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import memory_layout
+from amrbench_plugins.models.layers import memory_layout
 
 
 class _ResidualUnit(nn.Module):

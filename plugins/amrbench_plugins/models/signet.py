@@ -46,7 +46,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, AmrbenchError, Model, did_you_mean
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import memory_layout
+from amrbench_plugins.models.layers import memory_layout
 
 
 class S2M(nn.Module):
