@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from amrbench_plugins.compress import accounting as compress
 from amrbench.api import Context, derive_seed
 from amrbench.cli import main
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache, RecordStore
+from amrbench_plugins.compress import accounting as compress
 
 TINY_STACK = {"layers": 5, "enc_hidden": 4, "dec_hidden": 4, "resnet_blocks": 0, "epochs": 0}
 

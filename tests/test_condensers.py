@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from amrbench_plugins.condense import synthetic as cz
+from amrbench import resources
 from amrbench.api import Budget, Context, SignalSet
 from amrbench.registry import default_registry
 from amrbench.resources import load_splits
 from amrbench.store import ArtifactCache
+from amrbench_plugins.condense import synthetic as cz
 
 TOY = {"per_class_per_snr": 24, "length": 64}
 
@@ -25,7 +26,7 @@ def toy_context(source="cnn1d", spc=3, seed=0, snr=None):
     train, test = load_splits(registry, spec)
     cell = {"dataset": spec, "model": {"source": source, "target": source}, "seed": seed, "budget": {"spc": spc},
             "settings": {"scoring": {"epochs": 1}}, "train": {}}
-    ctx = Context(seed=seed, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry)
+    ctx = Context(seed=seed, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry, resolver=resources.get)
     return ctx, train, test
 
 

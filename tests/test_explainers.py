@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from amrbench_plugins.explain import attribution as X
 from amrbench import transforms
 from amrbench.api import AMRNet, Explainer
 from amrbench.cli import main
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache, RecordStore
+from amrbench_plugins.explain import attribution as X
 
 needs_captum = pytest.mark.skipif(not X.captum_available(), reason="Captum (amrbench[explain]) not installed")
 

@@ -10,9 +10,10 @@ from torch import nn
 from amrbench import resources
 from amrbench.api import AmrbenchError, Model
 from amrbench.registry import default_registry
+from amrbench.render import render
 from amrbench.runner import RunOptions, make_context
 from amrbench.suite import expand, load_suite
-from amrbench.tables import render
+from amrbench_plugins.select import dynamics
 from tests.conftest import REPO, TINY_SUITE
 
 HOLDOUT = TINY_SUITE.replace("settings: {scoring: {epochs: 1}}",
@@ -149,7 +150,7 @@ def test_scoring_selection_and_training_never_see_the_validation_signals(write_s
         return real_select(self, ctx, train, budget)
 
     monkeypatch.setattr(select, "fit", recording_fit)
-    monkeypatch.setattr(resources, "fit", recording_fit)
+    monkeypatch.setattr(dynamics, "fit", recording_fit)
     monkeypatch.setattr(default_registry().get("selector", "forgetting"), "select", recording_select)
     ctx = make_context(config, RunOptions().as_dict())
     metrics = select.SelectProtocol(**config["settings"]).run_cell(ctx, config)

@@ -38,9 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from amrbench import transforms
 from amrbench.api import SignalSet
-from amrbench_plugins.models.layers import FastDropout
 from amrbench.registry import default_registry
 from amrbench.train import fit, validate_train_settings
+from amrbench_plugins.models.layers import FastDropout
 
 N, LENGTH, CLASSES = 4096, 128, 11
 RESULTS = {}

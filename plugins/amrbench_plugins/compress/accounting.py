@@ -24,25 +24,15 @@ Compression ratios:
   charges the input 2.05 bits per real component, not 32, so it is ~15.6x smaller than
   the float32 ratio.
 
-Optional compressor interface (used by the protocol when present):
-
-- ``level_label(level) -> str``: column label of a level (default ``str(level)``);
-- ``alphabet(level) -> int | None``: the symbol alphabet of the level's code (None for
-  continuous codes);
-- ``symbols(code, level) -> LongTensor``: the discrete symbols of a code (default: the
-  code itself when it is an integer tensor);
-- ``stochastic``: True when ``encode`` samples (the protocol then repeats
-  reconstructions and reports mean and std);
-- ``get_state() / set_state(state)``: what the artifact cache stores for a fitted
-  compressor, as plain data (tensors, numbers, strings in dicts and lists); without
-  them the fitted object is kept in memory only, refitted in each process;
-- ``history``: a JSON-able dict of training losses.
+The optional compressor capabilities the protocol uses (``level_label``, ``alphabet``,
+``symbols``, ``stochastic``, ``get_state``/``set_state``, ``history``, ``device``) are
+declared, with their defaults, on :class:`amrbench.api.Compressor`.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -149,25 +139,6 @@ def nmse_db(x: torch.Tensor, xhat: torch.Tensor) -> float:
 
 
 # --------------------------------------------------------------------------- helpers
-def level_label(compressor, level) -> str:
-    fn = getattr(compressor, "level_label", None)
-    return str(fn(level)) if fn is not None else str(level)
-
-
-def alphabet_of(compressor, level) -> Optional[int]:
-    fn = getattr(compressor, "alphabet", None)
-    return fn(level) if fn is not None else None
-
-
-def symbols_of(compressor, code: Any, level) -> Optional[torch.Tensor]:
-    fn = getattr(compressor, "symbols", None)
-    if fn is not None:
-        return fn(code, level)
-    if isinstance(code, torch.Tensor) and not code.is_floating_point():
-        return code
-    return None
-
-
 def data_fingerprint(x: torch.Tensor, *extra) -> str:
     """A short sha256 of a tensor's bytes (and extra tags): cache keys of artifacts
     fitted on a given training set, independent of where it came from."""

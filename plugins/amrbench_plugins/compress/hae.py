@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from amrbench import progress
-from amrbench_plugins.compress import accounting as compress
-from amrbench.api import AmrbenchError, Compressor, derive_seed
+from amrbench.api import AmrbenchError, Compressor, derive_seed, seed_torch
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.compress import accounting as compress
 
 PAPER_COS_LAMBDA = [0.1, 0.05, 0.01, 0.005, 0.0001]
 STACK_VERSION = "1"
@@ -293,7 +293,7 @@ def train_stack(params: dict, x: torch.Tensor, seed: int, device: torch.device) 
     inputs = LayerInputs(x, [], device)
     layers, history, seconds = [], [], []
     for i in range(params["layers"]):
-        torch.manual_seed(derive_seed(seed, "hae", "init", i))
+        seed_torch(seed, "hae", "init", i)
         encoder, decoder = build_layer(params, i, bottom)
         encoder.to(device).train()
         decoder.to(device).train()

@@ -55,9 +55,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amrbench_plugins.compress import accounting as compress
-from amrbench.api import AmrbenchError, Compressor, derive_seed
+from amrbench.api import AmrbenchError, Compressor
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.compress import accounting as compress
 from amrbench_plugins.compress import hae
 
 INITS = ("normal", "uniform", "class_means")
@@ -211,7 +211,7 @@ class HQA(Compressor):
         for i in range(p["layers"]):
             encoder = copy.deepcopy(stack.encoders[i])
             decoder = copy.deepcopy(stack.decoders[i])
-            torch.manual_seed(derive_seed(ctx.seed, "hqa", "init", i))
+            ctx.seed_torch("hqa", "init", i)
             codebook = Codebook(p["codebook_size"], p["latent_dim"]).to(device)
             if p["init"] == "class_means":
                 sample = torch.randperm(len(train), generator=ctx.torch_generator("hqa", "class-means", i))[:4096]

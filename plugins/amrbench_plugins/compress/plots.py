@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from amrbench.hookspecs import hookimpl
 
 
 def _powers_of_two_ticks(ax) -> None:
@@ -255,7 +256,6 @@ def reconstruct_examples(record: dict, cache: Optional[str] = None, device: str 
     import torch
 
     from amrbench import resources
-    from amrbench_plugins.compress import accounting as compress
     from amrbench.runner import make_context
 
     config = record["config"]
@@ -266,8 +266,7 @@ def reconstruct_examples(record: dict, cache: Optional[str] = None, device: str 
     compressor = artifact.get("object")
     if compressor is None:
         compressor = ctx.registry.create("compressor", config["method"]["name"], params)
-        if hasattr(compressor, "device"):
-            compressor.device = ctx.device
+        compressor.device = ctx.device
         compressor.set_state(artifact["state"])
     picks = example_signals(test, per_class)
     x = test.x[torch.as_tensor(picks)]
@@ -276,7 +275,7 @@ def reconstruct_examples(record: dict, cache: Optional[str] = None, device: str 
         torch.manual_seed(0)
         with torch.no_grad():
             xhat = compressor.decode(compressor.encode(x.to(ctx.device), level), level)
-        recons[compress.level_label(compressor, level)] = torch.as_tensor(xhat).float().cpu().numpy()
+        recons[str(compressor.level_label(level))] = torch.as_tensor(xhat).float().cpu().numpy()
     names = [f"{test.classes[int(test.y[i])]}" for i in picks]
     return x.numpy(), recons, names
 
@@ -328,3 +327,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-reconstructions", action="store_true",
                    help="skip spectrograms and constellations (they need the fitted compressors)")
     p.set_defaults(handler=run_compress_plot)
+
+
+@hookimpl
+def amrbench_add_commands(subparsers):
+    add_parser(subparsers)

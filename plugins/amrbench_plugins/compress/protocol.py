@@ -36,11 +36,11 @@ import time
 import numpy as np
 import torch
 
-from amrbench_plugins.compress import accounting as compress
-from amrbench.api import AmrbenchError, Protocol, derive_seed
+from amrbench.api import AmrbenchError, Protocol
+from amrbench.cost import full_data_epochs
 from amrbench.hookspecs import hookimpl
-from amrbench.resources import register_resource
 from amrbench.train import classification_metrics, fit, predict, validate_train_settings
+from amrbench_plugins.compress import accounting as compress
 
 
 # --------------------------------------------------------------------------- helpers
@@ -91,7 +91,7 @@ def _compute_classifier(ctx) -> dict:
     train, test = ctx.resource("dataset")
     model = ctx.registry.create("model", ctx.cell["model"]["source"])
     settings = classifier_settings(ctx.cell)
-    torch.manual_seed(derive_seed(ctx.seed, "classifier", "init"))
+    ctx.seed_torch("classifier", "init")
     net = model.build(train.num_classes, train.length)
     started = time.perf_counter()
     fit(net, model.input_format, train, settings, ctx.torch_generator("classifier", "order"), ctx.device)
@@ -111,18 +111,23 @@ def _compressor_config(ctx) -> dict:
 def _compute_compressor(ctx) -> dict:
     train, _ = ctx.resource("dataset")
     compressor = make_compressor(ctx, ctx.cell)
-    torch.manual_seed(derive_seed(ctx.seed, "compressor", "fit"))
+    ctx.seed_torch("compressor", "fit")
     started = time.perf_counter()
     compressor.fit(ctx, train)
     seconds = time.perf_counter() - started
-    get_state = getattr(compressor, "get_state", None)
-    state = get_state() if get_state is not None else None
-    return {"state": state, "object": None if get_state is not None else compressor, "fit_time_s": seconds,
-            "history": jsonable(getattr(compressor, "history", None))}
+    state = compressor.get_state()
+    return {"state": state, "object": compressor if state is None else None, "fit_time_s": seconds,
+            "history": jsonable(compressor.history)}
 
 
-register_resource("clean-classifier", _classifier_config, _compute_classifier)
-register_resource("compressor", _compressor_config, _compute_compressor)
+def _fit_training(cell: dict, n_train: int, registry) -> tuple:
+    """For cost estimates: a full-data run of the source model per training run of the
+    fit (``Compressor.fit_runs``: HQA trains several HAE stacks)."""
+    try:
+        runs = registry.get("compressor", cell["method"]["name"]).fit_runs(cell["method"].get("params") or {})
+    except (AmrbenchError, KeyError):
+        runs = 1.0
+    return "source", n_train * full_data_epochs(cell, registry) * float(runs)
 
 
 def fitted_compressor(ctx, cell: dict):
@@ -131,8 +136,7 @@ def fitted_compressor(ctx, cell: dict):
     if artifact.get("object") is not None:
         return artifact["object"], artifact
     compressor = make_compressor(ctx, cell)
-    if hasattr(compressor, "device"):
-        compressor.device = ctx.device
+    compressor.device = ctx.device
     compressor.set_state(artifact["state"])
     return compressor, artifact
 
@@ -140,7 +144,7 @@ def fitted_compressor(ctx, cell: dict):
 def reconstruct(compressor, x: torch.Tensor, level, batch_size: int, device) -> tuple:
     """Encode and decode ``x`` at ``level`` in batches: (x_hat on CPU, symbol counts or
     None, symbols per signal or None, encode seconds, decode seconds)."""
-    alphabet = compress.alphabet_of(compressor, level)
+    alphabet = compressor.alphabet(level)
     counts = np.zeros(alphabet, dtype=np.int64) if alphabet else None
     per_signal, outs, t_enc, t_dec = None, [], 0.0, 0.0
     for start in range(0, x.shape[0], batch_size):
@@ -152,7 +156,7 @@ def reconstruct(compressor, x: torch.Tensor, level, batch_size: int, device) -> 
         t2 = time.perf_counter()
         t_enc, t_dec = t_enc + t1 - t0, t_dec + t2 - t1
         if counts is not None:
-            symbols = compress.symbols_of(compressor, code, level)
+            symbols = compressor.symbols(code, level)
             if symbols is not None:
                 counts += compress.symbol_counts(symbols, alphabet)
                 per_signal = symbols.numel() // xb.shape[0]
@@ -171,6 +175,7 @@ class CompressProtocol(Protocol):
 
     name = "compress"
     method_kind = "compressor"
+    training_time = ("classifier_train_time_s", "source", None)
     budget_axis = None
     defaults = {"classifier": {}, "fit": {}, "repeats": 1, "batch_size": 256}
     train_settings = ("classifier",)
@@ -203,14 +208,14 @@ class CompressProtocol(Protocol):
         net.to(ctx.device).eval()
         eval_batch = classifier_settings(cell)["eval_batch_size"]
         batch = int(cell["settings"]["batch_size"])
-        repeats = int(cell["settings"]["repeats"]) if getattr(compressor, "stochastic", False) else 1
+        repeats = int(cell["settings"]["repeats"]) if compressor.stochastic else 1
         length, n = test.length, len(test)
         levels, flat = [], {}
         for level in compressor.levels():
-            label = compress.level_label(compressor, level)
+            label = str(compressor.level_label(level))
             runs = []
             for r in range(repeats):
-                torch.manual_seed(derive_seed(ctx.seed, "reconstruct", str(level), r))
+                ctx.seed_torch("reconstruct", str(level), r)
                 xhat, counts, per_signal, t_enc, t_dec = reconstruct(compressor, test.x, level, batch, ctx.device)
                 logits = predict(net, model.input_format, xhat, eval_batch, ctx.device)
                 runs.append({"xhat_mse": compress.mse(test.x, xhat), "nmse_db": compress.nmse_db(test.x, xhat),
@@ -265,3 +270,7 @@ class CompressProtocol(Protocol):
 @hookimpl
 def amrbench_register(registry):
     registry.add(CompressProtocol)
+    registry.add_resource("clean-classifier", _classifier_config, _compute_classifier, words="classifier",
+                          time_metric="classifier_train_time_s")
+    registry.add_resource("compressor", _compressor_config, _compute_compressor, words="compressor fit",
+                          subject="method", time_metric="fit_time_s", training=_fit_training)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from amrbench_plugins.compress import accounting as compress
 from amrbench.api import AmrbenchError, Compressor
 from amrbench.hookspecs import hookimpl
 

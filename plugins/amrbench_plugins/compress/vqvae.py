@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amrbench_plugins.compress import accounting as compress
-from amrbench.api import AmrbenchError, Compressor, derive_seed
+from amrbench.api import AmrbenchError, Compressor
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.compress import accounting as compress
 from amrbench_plugins.compress import hae
 from amrbench_plugins.compress.hqa import Codebook, UsageReset
 
@@ -82,7 +82,7 @@ class VQVAE(Compressor):
         states, history, resets = {}, {}, {}
         for f in p["downsample"]:
             hae.check_length(train.length, int(round(math.log2(f))), self.name)
-            torch.manual_seed(derive_seed(ctx.seed, "vqvae", "init", f))
+            ctx.seed_torch("vqvae", "init", f)
             net = self._net(f, bottom).to(device).train()
             reset = UsageReset(net.codebook, p["reset_every"], float(p["reset_threshold"]))
 

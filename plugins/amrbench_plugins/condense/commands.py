@@ -37,6 +37,7 @@ import numpy as np
 
 from amrbench.basics import AmrbenchError
 from amrbench.data.commands import parse_params
+from amrbench.hookspecs import hookimpl
 
 FORMAT = "amrbench-condensed/1"
 
@@ -132,7 +133,8 @@ def _suite_cell(args, registry) -> dict:
 
 
 def _dataset_cell(args, registry) -> dict:
-    from amrbench.suite import normalise
+    from amrbench.api import Budget
+    from amrbench.suite import CellSpec, cell_config
     from amrbench.train import validate_train_settings
 
     if args.spc is None:
@@ -148,23 +150,13 @@ def _dataset_cell(args, registry) -> dict:
     registry.get("model", model)
     protocol = registry.get("protocol", "condense")
     seed = 0 if args.seed is None else args.seed
-    config = {
-        "protocol": "condense", "suite_version": None,
-        "dataset": {"name": args.source, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
-                    "test_fraction": float(args.test_fraction), "seed": 0,
-                    **({"standardize": True} if args.standardize else {})},
-        "method": {"name": method, "params": condenser.params},
-        "budget": {"spc": int(args.spc)},
-        "model": {"source": model, "target": model},
-        "seed": seed,
-        "train": validate_train_settings({}),
-        "settings": dict(protocol.defaults),
-        "versions": {"protocol": registry.version_of("protocol", "condense"),
-                     "dataset": registry.version_of("dataset", args.source),
-                     "method": registry.version_of("condenser", method),
-                     "source": registry.version_of("model", model), "target": registry.version_of("model", model)},
-    }
-    return normalise(config)
+    spec = CellSpec(protocol="condense", budget=Budget(spc=int(args.spc)), seed=seed, train=validate_train_settings({}),
+                    dataset={"name": args.source, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
+                             "test_fraction": float(args.test_fraction), "seed": 0,
+                             **({"standardize": True} if args.standardize else {})},
+                    method={"name": method, "params": condenser.params},
+                    model={"source": model, "target": model}, settings=dict(protocol.defaults))
+    return cell_config(spec, registry)
 
 
 def condense_config(config: dict, device: str = "cpu", cache=None, registry=None) -> dict:
@@ -342,3 +334,8 @@ def cmd_plot_condensed(args, registry) -> int:
     plt.close(fig)
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+@hookimpl
+def amrbench_add_commands(subparsers):
+    add_parser(subparsers)

@@ -35,7 +35,7 @@ class Coreset(Condenser):
     @classmethod
     def needs_for(cls, registry, params: dict) -> list:
         selector = registry.get("selector", (params or {}).get("selector", "uniform"))
-        return list(getattr(selector, "needs", ()))
+        return list(selector.needs)
 
     def net_name(self, ctx):
         """No network of its own (a selector's scoring run is among its needs)."""

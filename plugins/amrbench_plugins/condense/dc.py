@@ -53,8 +53,8 @@ import torch
 from torch import nn
 
 from amrbench.api import AmrbenchError
-from amrbench_plugins.condense.synthetic import SYNTHETIC_DEFAULTS, IQAugment, SyntheticCondenser, has_batchnorm
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.condense.synthetic import SYNTHETIC_DEFAULTS, IQAugment, SyntheticCondenser, has_batchnorm
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 METRICS = ("ours", "mse", "cos")
@@ -96,6 +96,7 @@ class DC(SyntheticCondenser):
     defaults = {**SYNTHETIC_DEFAULTS, "iterations": 1000, "loops": "auto", "lr_net": 0.01, "batch_train": 256,
                 "dis_metric": "ours", "bn_batch": 16, "search_iterations": 1}
     trainable_net = True
+    reference_loops = staticmethod(reference_loops)  # the reference's (outer, inner) per spc, for the cost model
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -33,8 +33,8 @@ Version 2: ``lr: search`` became the default (version 1: ``lr: paper``).
 """
 from __future__ import annotations
 
-from amrbench_plugins.condense.synthetic import IQAugment, SyntheticCondenser, mean_embedding_loss
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.condense.synthetic import IQAugment, SyntheticCondenser, mean_embedding_loss
 
 
 class DM(SyntheticCondenser):

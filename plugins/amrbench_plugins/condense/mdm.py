@@ -40,10 +40,15 @@ from __future__ import annotations
 import numpy as np
 
 from amrbench.api import AmrbenchError
-from amrbench_plugins.condense.synthetic import SYNTHETIC_DEFAULTS, check_per_dataset, dft_magnitude, mean_embedding_loss, \
-    resolve_per_dataset
 from amrbench.hookspecs import hookimpl
 from amrbench_plugins.condense.dm import DM
+from amrbench_plugins.condense.synthetic import (
+    SYNTHETIC_DEFAULTS,
+    check_per_dataset,
+    dft_magnitude,
+    mean_embedding_loss,
+    resolve_per_dataset,
+)
 
 FFT_NORMS = ("backward", "ortho")
 FD_SCALES = ("init", "none")
@@ -54,6 +59,7 @@ class MDM(DM):
 
     name = "mdm"
     version = "2"
+    matching_domains = 2
     defaults = {**SYNTHETIC_DEFAULTS, "alpha": 1.0, "fft_norm": "backward", "fd_scale": "init"}
 
     def __init__(self, **params):

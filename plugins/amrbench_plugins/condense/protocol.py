@@ -40,29 +40,19 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from amrbench import resources
-from amrbench.api import AmrbenchError, Protocol, SignalSet, derive_seed
-from amrbench_plugins.condense.synthetic import UNCONVERGED_TEXT
+from amrbench.api import AmrbenchError, Budget, Protocol, SignalSet
 from amrbench.hookspecs import hookimpl
-from amrbench.resources import register_resource
 from amrbench.train import evaluate, fit
+from amrbench_plugins.condense.synthetic import UNCONVERGED_TEXT
+from amrbench_plugins.select import dynamics
 
 
 # --------------------------------------------------------------------------- helpers
 def condenser_needs(registry, method: dict) -> list:
     cls = registry.get("condenser", method["name"])
-    needs_for = getattr(cls, "needs_for", None)
-    if needs_for is not None:
-        return list(needs_for(registry, method.get("params") or {}))
-    return list(getattr(cls, "needs", ()))
-
-
-def condense_net(condenser, ctx):
-    """The network the condenser learns with (None when it uses none of its own)."""
-    net_name = getattr(condenser, "net_name", None)
-    return net_name(ctx) if net_name is not None else ctx.cell["model"]["source"]
+    return list(cls.needs_for(registry, method.get("params") or {}))
 
 
 def _condensed_config(ctx) -> dict:
@@ -70,7 +60,7 @@ def _condensed_config(ctx) -> dict:
     if not cell.get("budget") or cell["budget"].get("spc") is None:
         raise AmrbenchError("the condense protocol needs an 'spc:' budget axis")
     condenser = ctx.registry.create("condenser", cell["method"]["name"], cell["method"]["params"])
-    net = condense_net(condenser, ctx)
+    net = condenser.net_name(ctx)
     return {
         "dataset": cell["dataset"],
         "method": cell["method"],
@@ -86,22 +76,23 @@ def _condensed_config(ctx) -> dict:
 def _compute_condensed(ctx) -> dict:
     cell = ctx.cell
     train, _ = ctx.resource("dataset")
-    spc = int(cell["budget"]["spc"])
+    spc = Budget.from_dict(cell["budget"]).spc
     condenser = ctx.registry.create("condenser", cell["method"]["name"], cell["method"]["params"])
     started = time.perf_counter()
     out = condenser.condense(ctx, train, spc)
     seconds = time.perf_counter() - started
     check_condensed(out, train, spc, cell["method"]["name"])
-    history = getattr(condenser, "history", None) or []
-    convergence = getattr(condenser, "convergence", None)
+    history = condenser.history or []
+    convergence = condenser.convergence
+    iterating = condenser.seconds if condenser.seconds is not None else seconds
     return {
         "x": out.x.detach().cpu(), "y": out.y.cpu(), "snr": out.snr.cpu(), "classes": list(out.classes),
         "weights": None if out.weights is None else out.weights.cpu(), "name": out.name,
-        "condense_time_s": seconds, "net": condense_net(condenser, ctx),
-        "lr": getattr(condenser, "lr", None), "history": [float(v) for v in history],
-        "seconds_per_iteration": (getattr(condenser, "seconds", seconds) / len(history)) if history else None,
+        "condense_time_s": seconds, "net": condenser.net_name(ctx),
+        "lr": condenser.lr, "history": [float(v) for v in history],
+        "seconds_per_iteration": (iterating / len(history)) if history else None,
         "convergence": dict(convergence) if convergence else None,
-        "details": dict(getattr(condenser, "details", None) or {}) or None,
+        "details": dict(condenser.details or {}) or None,
     }
 
 
@@ -141,7 +132,7 @@ def evaluate_models(ctx, data: SignalSet, test: SignalSet, target: str, count: i
     runs = []
     started = time.perf_counter()
     for i in range(count):
-        torch.manual_seed(derive_seed(ctx.seed, tag, "init", i))
+        ctx.seed_torch(tag, "init", i)
         net = model.build(test.num_classes, test.length)
         fit(net, model.input_format, data, settings, ctx.torch_generator(tag, "order", i), ctx.device)
         runs.append(evaluate(net, model.input_format, test, settings, ctx.device))
@@ -172,8 +163,11 @@ def _compute_whole(ctx) -> dict:
                            "whole")
 
 
-register_resource("condensed", _condensed_config, _compute_condensed)
-register_resource("whole-dataset", _whole_config, _compute_whole)
+def _whole_training(cell: dict, n_train: int, registry) -> tuple:
+    """For cost estimates: ``eval_models`` target models trained for the suite's epochs."""
+    models = cell["settings"].get("eval_models", 1)
+    models = models if isinstance(models, int) and models > 0 else 1
+    return "target", n_train * int(cell["train"]["epochs"]) * models
 
 
 # --------------------------------------------------------------------------- protocol
@@ -182,6 +176,7 @@ class CondenseProtocol(Protocol):
 
     name = "condense"
     method_kind = "condenser"
+    training_time = ("eval_time_s", "target", "n_condensed")
     budget_axis = "spc"
     defaults = {"eval_models": 5, "whole_dataset": False, "scoring": {}}
     train_settings = ("scoring",)
@@ -218,8 +213,7 @@ class CondenseProtocol(Protocol):
         n_models = int(cell["settings"]["eval_models"])
         result = evaluate_models(ctx, condensed, test, cell["model"]["target"], n_models, settings, "target")
         metrics = {k: v for k, v in result.items() if k != "time_s"}
-        spc = int(cell["budget"]["spc"])
-        history = artifact.get("history") or []
+        spc = Budget.from_dict(cell["budget"]).spc
         metrics.update(
             spc=spc, n_condensed=len(condensed), n_train=len(train),
             spc_ratio=100.0 * len(condensed) / len(train),
@@ -239,3 +233,8 @@ class CondenseProtocol(Protocol):
 @hookimpl
 def amrbench_register(registry):
     registry.add(CondenseProtocol)
+    registry.add_resource("condensed", _condensed_config, _compute_condensed, words="condensing",
+                          subject="method budget", time_metric="condense_time_s")
+    registry.add_resource("whole-dataset", _whole_config, _compute_whole, words="whole-data training",
+                          subject="target", time_metric="whole_time_s", training=_whole_training)
+    dynamics.register(registry)  # coreset condensation runs the selectors

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from amrbench import transforms
-from amrbench.api import AmrbenchError, Condenser, SignalSet, derive_seed
+from amrbench.api import AmrbenchError, Condenser, SignalSet
 
 # --------------------------------------------------------------------------- settings
 #: The MDM paper's synthetic-signal learning rates (§III-C), by dataset and SPC.
@@ -463,6 +463,7 @@ class SyntheticCondenser(Condenser):
     run did with the choice."""
 
     defaults: dict = dict(SYNTHETIC_DEFAULTS)
+    matching_domains: int = 1  # matching losses per iteration through the same network (MDM: time and |DFT|)
     #: shared resources the condenser reads (none for the synthetic ones)
     needs: tuple = ()
 
@@ -507,6 +508,15 @@ class SyntheticCondenser(Condenser):
     def needs_for(cls, registry, params: dict) -> list:
         return list(cls.needs)
 
+    @classmethod
+    def work_estimate(cls, cell: dict, n_classes: int, n_train: int):
+        """Its forward passes (``condense.work.CondensationWork``), when it runs a set
+        number of ``iterations``."""
+        from amrbench_plugins.condense.work import CondensationWork
+
+        iterations = (cell["method"].get("params") or {}).get("iterations")
+        return CondensationWork(cls, cell, n_classes, n_train) if isinstance(iterations, int) else None
+
     def net_name(self, ctx) -> str:
         return ctx.cell["model"]["source"] if self.params["net"] == "source" else self.params["net"]
 
@@ -533,7 +543,7 @@ class SyntheticCondenser(Condenser):
         self.spc, self.device, self.num_classes = spc, ctx.device, train.num_classes
         self.syn_y = y.to(ctx.device)
         self.embedder = EmbeddingNet(ctx.registry, self.net_name(ctx), train.num_classes, train.length, ctx.device,
-                                     trainable=getattr(self, "trainable_net", False),
+                                     trainable=self.trainable_net,
                                      chunk=resolve_chunk(p["chunk"], ctx.device))
         self.details = {}
         self.stream = ("condense",)
@@ -565,7 +575,7 @@ class SyntheticCondenser(Condenser):
     def _optimise(self, ctx, train: SignalSet, x0: torch.Tensor, lr: float, iterations: int, stream: tuple) -> list:
         """``iterations`` steps at ``lr`` from ``x0``; the loss history (raises on divergence)."""
         self.stream = stream
-        torch.manual_seed(derive_seed(ctx.seed, *stream, "nets"))
+        ctx.seed_torch(*stream, "nets")
         self._start(ctx, train, x0, lr)
         history = []
         for iteration in range(iterations):
@@ -580,7 +590,7 @@ class SyntheticCondenser(Condenser):
     def _fixed_nets(self, ctx, tag: str):
         """The same ``search_nets`` networks, drawn afresh from a fixed seed each time."""
         for i in range(self.params["search_nets"]):
-            torch.manual_seed(derive_seed(ctx.seed, "condense", tag, i))
+            ctx.seed_torch("condense", tag, i)
             yield self.embedder.sample()
 
     def _heldout_loss(self, ctx, real_x, real_y) -> float:

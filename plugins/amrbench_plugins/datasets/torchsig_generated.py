@@ -229,7 +229,7 @@ class TorchSigGenerated(Dataset):
         return {"torchsig": torchsig_version()}
 
     def cache_key(self, seed: int, snr: Optional[tuple] = None) -> dict:
-        from amrbench.data.synth import source_fingerprint
+        from amrbench_plugins.datasets.synth import source_fingerprint
 
         return {"dataset": self.name, "version": self.version, "torchsig": torchsig_version(), "params": self.params,
                 "seed": int(seed), "snr": self.snr_values(snr), "code": source_fingerprint(type(self))}

@@ -42,9 +42,8 @@ from __future__ import annotations
 import torch
 
 from amrbench.api import Explainer
-from amrbench_plugins.explain.attribution import NotApplicable, no_cudnn, normalise, resize
 from amrbench.hookspecs import hookimpl
-
+from amrbench_plugins.explain.attribution import NotApplicable, no_cudnn, normalise, resize
 
 LAYERS = ("activation", "conv")
 

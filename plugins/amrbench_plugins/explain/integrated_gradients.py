@@ -22,8 +22,15 @@ import numpy as np
 import torch
 
 from amrbench.api import AmrbenchError, Explainer
-from amrbench_plugins.explain.attribution import BACKENDS, no_cudnn, normalise, reduce_channels, require_backend, resolve_backend
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.explain.attribution import (
+    BACKENDS,
+    no_cudnn,
+    normalise,
+    reduce_channels,
+    require_backend,
+    resolve_backend,
+)
 
 
 def gauss_legendre(n: int):

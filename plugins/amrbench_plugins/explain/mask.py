@@ -37,8 +37,8 @@ from __future__ import annotations
 import torch
 
 from amrbench.api import AmrbenchError, Explainer
-from amrbench_plugins.explain.attribution import mask_input, no_cudnn
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.explain.attribution import mask_input, no_cudnn
 
 
 def mask_objective(model, z, w, target, l1, l2, p, xi):

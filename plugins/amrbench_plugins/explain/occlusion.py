@@ -26,8 +26,8 @@ import math
 import torch
 
 from amrbench.api import AmrbenchError, Explainer
-from amrbench_plugins.explain.attribution import BACKENDS, normalise, reduce_channels, require_backend, resolve_backend
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.explain.attribution import BACKENDS, normalise, reduce_channels, require_backend, resolve_backend
 
 
 def window_starts(length: int, window: int, stride: int) -> list:

@@ -61,6 +61,7 @@ from typing import Optional
 import numpy as np
 
 from amrbench.basics import AmrbenchError
+from amrbench.hookspecs import hookimpl
 
 PAPER_MODELS = ("lenet", "resnet-vis", "lstm")
 FORMAT_LABELS = {"iq": "I/Q", "amp_phase": "A/P"}
@@ -475,7 +476,7 @@ def _parse_params(items) -> dict:
 
 
 def _model_mode_configs(args, registry) -> list:
-    from amrbench.suite import normalise
+    from amrbench.suite import CellSpec, cell_config
     from amrbench.train import validate_train_settings
 
     model_name = args.target
@@ -489,20 +490,13 @@ def _model_mode_configs(args, registry) -> list:
         method = "gradcam" if getattr(net, "last_conv", None) is not None else "mask"
     explainer = registry.create("explainer", method)
     seed = 0 if args.seed is None else args.seed
-    config = {
-        "protocol": "explain", "suite_version": None,
-        "dataset": {"name": args.dataset, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
-                    "test_fraction": 0.2, "seed": 0},
-        "method": {"name": method, "params": explainer.params}, "budget": None,
-        "model": {"source": model_name, "target": model_name}, "seed": seed,
-        "train": validate_train_settings({"epochs": args.epochs}), "settings": settings,
-        "versions": {"protocol": registry.version_of("protocol", "explain"),
-                     "dataset": registry.version_of("dataset", args.dataset),
-                     "method": registry.version_of("explainer", method),
-                     "source": registry.version_of("model", model_name),
-                     "target": registry.version_of("model", model_name)},
-    }
-    return [normalise(config)]
+    spec = CellSpec(protocol="explain", budget=None, seed=seed, settings=settings,
+                    dataset={"name": args.dataset, "params": dataset.params, "snr": list(args.snr) if args.snr else None,
+                             "test_fraction": 0.2, "seed": 0},
+                    method={"name": method, "params": explainer.params},
+                    model={"source": model_name, "target": model_name},
+                    train=validate_train_settings({"epochs": args.epochs}))
+    return [cell_config(spec, registry)]
 
 
 def _suite_mode_configs(args) -> list:
@@ -566,3 +560,8 @@ def cmd_explain(args, registry) -> int:
         raise AmrbenchError("no explainer could explain any model of this selection")
     print(save_signal_figure(entries, out / f"signal{args.signal}.png"))
     return 0
+
+
+@hookimpl
+def amrbench_add_commands(subparsers):
+    add_parser(subparsers)

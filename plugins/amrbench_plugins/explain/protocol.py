@@ -50,12 +50,11 @@ import time
 import numpy as np
 import torch
 
-from amrbench_plugins.explain import attribution as X
 from amrbench import transforms
-from amrbench.api import AmrbenchError, Protocol, SignalSet, derive_seed
+from amrbench.api import AmrbenchError, Protocol, SignalSet
 from amrbench.hookspecs import hookimpl
-from amrbench.resources import register_resource
 from amrbench.train import classification_metrics, evaluate, fit, predict, validate_train_settings
+from amrbench_plugins.explain import attribution as X
 
 RESOURCE = "explain-classifier"
 VIEWS = ("native", "iq", "amp_phase")
@@ -114,7 +113,7 @@ def _train_classifier(ctx, model_name: str, view: str, parts: int) -> dict:
             return SignalSet(transforms.amplitude_phase(data.x), data.y, data.snr, list(data.classes), data.name)
         return data
 
-    torch.manual_seed(derive_seed(ctx.seed, "explain", "classifier", view, parts))
+    ctx.seed_torch("explain", "classifier", view, parts)
     net = model.build(train.num_classes, train.length)
     started = time.perf_counter()
     fit(net, fit_format, pre(train), settings, ctx.torch_generator("explain", "classifier", view, parts), ctx.device)
@@ -158,8 +157,12 @@ def classifier_confusion(ctx, model_name: str, artifact: dict, test: SignalSet) 
     return artifact["confusion"]
 
 
-register_resource(RESOURCE, lambda ctx: classifier_config(ctx, ctx.cell["model"]["source"]),
-                  lambda ctx: _train_classifier(ctx, ctx.cell["model"]["source"], "native", 1))
+def _source_classifier_config(ctx) -> dict:
+    return classifier_config(ctx, ctx.cell["model"]["source"])
+
+
+def _train_source_classifier(ctx):
+    return _train_classifier(ctx, ctx.cell["model"]["source"], "native", 1)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -176,7 +179,7 @@ def explain_in_chunks(explainer, net, z, target, batch_size: int):
         if not torch.isfinite(w).all() or w.min() < 0 or w.max() > 1:
             raise AmrbenchError(f"explainer {explainer.name!r} returned values outside [0, 1]")
         out.append(w)
-        if getattr(explainer, "history", None):
+        if explainer.history:
             histories.append(list(explainer.history))
     seconds = time.perf_counter() - started
     return torch.cat(out), seconds, histories
@@ -235,11 +238,20 @@ class ExplainProtocol(Protocol):
     name = "explain"
     version = "1"
     method_kind = "explainer"
+    training_time = ("classifier_train_time_s", "source", None)
     budget_axis = None
     defaults = {"n_signals": 200, "batch_size": 256, "xi": 0.01, "curve_steps": 20, "topk": 0.1,
                 "random_repeats": 3, "snr_edges": [0, 10], "sanity": True, "classifier": {}, "figures": None,
                 "figure_formats": ["native"], "split_figure": False}
     train_settings = ("classifier",)
+
+    @classmethod
+    def cell_work(cls, cell: dict, budget_signals: int) -> float:
+        """For cost estimates: the signals explained (twice with the sanity check)."""
+        settings = cell["settings"]
+        if isinstance(settings.get("n_signals"), int):
+            return settings["n_signals"] * (2 if settings.get("sanity", True) else 1)
+        return super().cell_work(cell, budget_signals)
     metrics = METRICS + ("accuracy", "classifier_per_snr", "classifier_train_time_s", "n_signals", "sample_accuracy",
                          "backend", "format", "classes", "confusion", "applicable", "reason", "sanity_passed",
                          "deletion_curve", "insertion_curve", "per_snr_band", "objective_first", "objective_last",
@@ -287,10 +299,10 @@ class ExplainProtocol(Protocol):
         common = {"accuracy": artifact["accuracy"], "classifier_per_snr": artifact["per_snr"],
                   "classifier_train_time_s": round(float(artifact["train_time_s"]), 3), "n_signals": count,
                   "sample_accuracy": float((target.cpu() == sample.y.cpu()).float().mean()),
-                  "backend": getattr(explainer, "backend", "own"),
+                  "backend": explainer.backend,
                   "format": self.format_of(model.input_format, "native"), "classes": list(test.classes),
                   "confusion": classifier_confusion(ctx, model_name, artifact, test)}
-        torch.manual_seed(derive_seed(ctx.seed, "explain", "random-init"))
+        ctx.seed_torch("explain", "random-init")
         random_net = model.build(test.num_classes, test.length).to(ctx.device).eval()
         try:
             metrics = measure(explainer, net, random_net, z, target, sample.snr.cpu(), settings,
@@ -413,3 +425,5 @@ class ExplainProtocol(Protocol):
 @hookimpl
 def amrbench_register(registry):
     registry.add(ExplainProtocol)
+    registry.add_resource(RESOURCE, _source_classifier_config, _train_source_classifier, words="classifier",
+                          time_metric="classifier_train_time_s")

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amrbench.api import AMRNet, AmrbenchError, Model, did_you_mean
+from amrbench.api import AmrbenchError, AMRNet, Model, did_you_mean
 from amrbench.hookspecs import hookimpl
 from amrbench_plugins.models.layers import memory_layout
 

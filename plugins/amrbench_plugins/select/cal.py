@@ -92,11 +92,6 @@ def neighbour_kl_to_candidates(probs: torch.Tensor, neighbours: torch.Tensor, ep
     """Mean over each row's neighbours of KL(q||p), q a neighbour's distribution and p the
     row's own (the CAL paper's direction), (n,) float64."""
     return _mean_over_neighbours(probs, neighbours, eps, lambda p, logp, q, logq: (q * (logq - logp)).sum(2))
-    rows = max(1, CHUNK_ELEMENTS // max(1, k * q.shape[1]))
-    for s in range(0, n, rows):
-        idx = neighbours[s:s + rows]
-        out[s:s + rows] = (q[idx] * (logq[idx] - logq[s:s + rows, None, :])).sum(2).mean(1)
-    return out
 
 
 KL_TO_NEIGHBOURS = {"symmetric": symmetric_kl_to_neighbours, "cal_paper": neighbour_kl_to_candidates}

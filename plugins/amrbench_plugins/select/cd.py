@@ -23,9 +23,9 @@ import torch
 
 from amrbench.api import Selection, Selector
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.select.kcenter import FarthestFirst
 from amrbench_plugins.select.scoring import derived
 from amrbench_plugins.select.selection import STRATIFY, pick_per_stratum
-from amrbench_plugins.select.kcenter import FarthestFirst
 
 EPS = 1e-8
 

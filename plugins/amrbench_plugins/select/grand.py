@@ -18,9 +18,9 @@ Defaults and reference choices (the paper gives none):
   batch factor. Paul et al. use the full gradient; the last layer is the usual proxy.
 - ties broken by a seeded permutation; ``stratify: class`` (default) or ``class_snr``.
 """
-from amrbench_plugins.select import scoring  # noqa: F401  (registers the "gradnorms" resource)
 from amrbench.api import AmrbenchError, Selection, Selector
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.select import scoring
 from amrbench_plugins.select.selection import STRATIFY, top_per_stratum
 
 

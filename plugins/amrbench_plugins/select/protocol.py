@@ -21,11 +21,12 @@ import time
 
 import torch
 
-from amrbench.api import Budget, Param, Protocol, derive_seed
+from amrbench.api import Budget, Param, Protocol
 from amrbench.hookspecs import hookimpl
 from amrbench.resources import validation_splits
-from amrbench_plugins.select.selection import check_selection
 from amrbench.train import evaluate, fit
+from amrbench_plugins.select import dynamics
+from amrbench_plugins.select.selection import check_selection
 
 
 class SelectProtocol(Protocol):
@@ -33,6 +34,7 @@ class SelectProtocol(Protocol):
 
     name = "select"
     method_kind = "selector"
+    training_time = ("train_time_s", "target", "selected")
     budget_axis = "rates"
     defaults = {"scoring": {}, "validation_fraction": 0.0}
     optional_settings = ("validation_fraction",)  # cells without it keep their keys
@@ -47,7 +49,7 @@ class SelectProtocol(Protocol):
 
     def run_cell(self, ctx, cell):
         train, test, validation = validation_splits(ctx.registry, cell)  # train excludes the validation signals
-        budget = Budget(**cell["budget"])
+        budget = Budget.from_dict(cell["budget"])
         selector = ctx.registry.create("selector", cell["method"]["name"], cell["method"]["params"])
         started = time.perf_counter()
         selection = selector.select(ctx, train, budget)
@@ -57,7 +59,7 @@ class SelectProtocol(Protocol):
         if selection.weights is not None:
             subset = subset.with_weights(torch.as_tensor(selection.weights, dtype=torch.float32))
         model = ctx.registry.create("model", cell["model"]["target"])
-        torch.manual_seed(derive_seed(ctx.seed, "target", "init"))
+        ctx.seed_torch("target", "init")
         net = model.build(train.num_classes, train.length)
         started = time.perf_counter()
         fit(net, model.input_format, subset, cell["train"], ctx.torch_generator("target", "order"), ctx.device)
@@ -74,3 +76,4 @@ class SelectProtocol(Protocol):
 @hookimpl
 def amrbench_register(registry):
     registry.add(SelectProtocol)
+    dynamics.register(registry)

@@ -1,7 +1,6 @@
 """Shared scoring resources of coreset selectors beyond the full-data ``dynamics`` run.
 
-``gradnorms`` (registered here with ``register_resource``; GraNd imports this module so
-it is registered whenever the plugin loads): per-sample norms of the loss gradient with
+``gradnorms`` (registered with ``dynamics`` by ``dynamics.register``): per-sample norms of the loss gradient with
 respect to the last layer (the classifier ``head``) after a short training of several
 random initialisations, as DeepCore's GraNd computes them (Paul et al., NeurIPS 2021;
 Guo et al., DEXA 2022):
@@ -33,9 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from amrbench import transforms
-from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
-from amrbench.resources import register_resource, scoring_settings
+from amrbench.api import AmrbenchError, Context, SignalSet
 from amrbench.train import fit, validate_train_settings
+from amrbench_plugins.select.dynamics import scoring_settings
 
 GRAND_REPEATS = 10
 GRAND_EPOCHS = 10
@@ -78,7 +77,7 @@ def grand_plan(cell: dict) -> tuple[int, dict]:
     return repeats, validate_train_settings({**scoring, "epochs": epochs})
 
 
-def _gradnorms_config(ctx: Context) -> dict:
+def gradnorms_config(ctx: Context) -> dict:
     cell = ctx.cell
     repeats, settings = grand_plan(cell)
     return {"dataset": cell["dataset"], "model": cell["model"]["source"], "model_version": cell["versions"]["source"],
@@ -118,17 +117,15 @@ def last_layer_gradnorms(net: nn.Module, input_format: str, data: SignalSet, bat
     return torch.cat(norms)
 
 
-def _compute_gradnorms(ctx: Context) -> dict:
+def compute_gradnorms(ctx: Context) -> dict:
     train, _ = ctx.resource("dataset")
     model = ctx.registry.create("model", ctx.cell["model"]["source"])
     repeats, settings = grand_plan(ctx.cell)
     norms = torch.zeros(repeats, len(train), dtype=torch.float32)
     for r in range(repeats):
-        torch.manual_seed(derive_seed(ctx.seed, "gradnorms", r, "init"))
+        ctx.seed_torch("gradnorms", r, "init")
         net = model.build(train.num_classes, train.length)
         fit(net, model.input_format, train, settings, ctx.torch_generator("gradnorms", r, "order"), ctx.device)
         norms[r] = last_layer_gradnorms(net, model.input_format, train, settings["eval_batch_size"], ctx.device)
     return {"norms": norms, "epochs": settings["epochs"], "repeats": repeats}
 
-
-register_resource("gradnorms", _gradnorms_config, _compute_gradnorms)
