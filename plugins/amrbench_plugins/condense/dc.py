@@ -34,7 +34,7 @@ Defaults and why:
   10, 50 at SPC 50) gives the lowest gradient-matching loss against a held-out 20 % of
   the training split, over 8 fixed fresh networks (candidates: first steps of 0.1-10 %
   of ||S_0||). One iteration, not DM's 20: a DC iteration costs 10-50 matching steps
-  and inner training (~100-600 s at SPC 10-50 on one CPU thread). The reference's
+  and inner training (minutes on one CPU thread; docs/performance.md). The reference's
   lr_img 0.1 (SGD momentum 0.5, normalised CIFAR images, ConvNet) is a number you can
   give; the MDM paper's rates (``lr: paper``) do not move DC's set at all in a short
   run (the quick profile's first_loss == final_loss).

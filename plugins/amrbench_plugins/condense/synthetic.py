@@ -229,8 +229,9 @@ class RealSampler:
 
 # --------------------------------------------------------------------------- networks
 def resolve_chunk(chunk, device) -> int:
-    """``auto``: 128 signals per forward on CPU (cache-sized batches run up to 2x faster
-    than one large batch there), everything at once on accelerators; 0 = no chunking."""
+    """``auto``: 128 signals per forward on CPU (cache-sized batches run faster than one
+    large batch there; docs/condense.md), everything at once on accelerators; 0 = no
+    chunking."""
     if chunk == "auto":
         return 128 if torch.device(device).type == "cpu" else 0
     return int(chunk)

@@ -30,8 +30,8 @@ ones after it (so the per-sample SNR is that of the window before receive impair
 Generated sets are cached (``amrbench.data.store``) under a key of the parameters, the
 seed, the SNR values, TorchSig's version and this module's source, and each
 (class, SNR) group draws from its own seed, so a group is the same whatever else is
-generated. TorchSig makes one window at a time in Python: about 10-35 ms a window of
-1024 samples on one CPU core.
+generated. TorchSig makes one window at a time in Python, so generation is slow and the
+cache is what makes a second load cheap (timing: docs/datasets.md).
 """
 from __future__ import annotations
 

@@ -284,8 +284,8 @@ class DaskExecutor(Executor):
                   # one task per worker thread at a time: a dying worker takes only its own cell with it
                   "distributed.scheduler.worker-saturation": 1.0,
                   # a worker's task thread on glibc's main heap: per-thread heaps end at 64 MiB,
-                  # so larger activations were mapped anew every step (allocator doc; VT-CNN2 at
-                  # L = 1024 trained 1.22x faster in a thread with one arena)
+                  # so larger activations would be mapped anew every step (amrbench.allocator;
+                  # figures: docs/cluster.md)
                   "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}
         if p["scheduler"] is not None:
             address = str(p["scheduler"])

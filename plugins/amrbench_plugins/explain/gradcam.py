@@ -13,7 +13,7 @@ For a batch ``z`` (the model's transformed input) and target classes j:
      the activations a convolutional layer passes on (its reference code hooks VGG's
      relu5_3), and the paper's F are the second convolution's feature maps, which LeNet
      passes on through a ReLU. LeNet declares that ReLU; on a trained LeNet the maps
-     before it rank-correlate only 0.70 with the ones after it (issue #25's audit). A
+     before it rank-correlate only 0.70 with the ones after it (docs/explain.md). A
      model without ``cam_layer`` falls back to ``last_conv`` (for the paper's ResNet the
      third residual stack, whose output no ReLU follows);
    - ``conv``: the output of ``last_conv`` itself, before any activation (version 1's

@@ -1,15 +1,15 @@
 """Network building blocks shared by model plugins where PyTorch's own are slow.
 
 ``FastDropout`` is inverted dropout whose CPU mask is drawn from 15 random bits per
-element instead of ``bernoulli_``. On the CPU, ``bernoulli_`` costs about 10 ns per
-element, which made the dropouts on VT-CNN2's 256 x 2 x (L + 4) convolution maps a third
-of its training step; drawing one 31-bit integer per two elements costs about an eighth
-of that, and the scaled mask is built on the float's bit pattern with integer operations
-(a bool -> float conversion would cost as much again). The drop probability is
-quantised to t / 2^15 with t = round(p 2^15) (0.3 -> 0.299988; 0.5 and 0.25 exact) and
-the kept elements are scaled by 2^15 / (2^15 - t), so the expectation is kept exactly;
-p < 2^-16 drops nothing. The mask comes from the default torch generator, so
-``torch.manual_seed`` makes it deterministic. On other devices it is
+element instead of ``bernoulli_``. On the CPU ``bernoulli_`` is slow per element, which
+makes the dropouts on large maps (VT-CNN2's 256 x 2 x (L + 4) convolution maps) a large
+share of a training step; drawing one 31-bit integer per two elements is much cheaper,
+and the scaled mask is built on the float's bit pattern with integer operations (a
+bool -> float conversion would cost as much again; figures: docs/performance.md). The
+drop probability is quantised to t / 2^15 with t = round(p 2^15) (0.3 -> 0.299988; 0.5
+and 0.25 exact) and the kept elements are scaled by 2^15 / (2^15 - t), so the
+expectation is kept exactly; p < 2^-16 drops nothing. The mask comes from the default
+torch generator, so ``torch.manual_seed`` makes it deterministic. On other devices it is
 ``torch.nn.functional.dropout`` (CUDA's fused kernel is already fast). Dropping exactly
 the elements ``nn.Dropout`` drops would need ``bernoulli_``'s own generator stream: the
 two give different (equally distributed) masks, so swapping one for the other in a
@@ -19,9 +19,9 @@ model changes its numbers.
 activations follow its weights'.
 
 ``as_height1_2d`` turns a network of 1-D layers into the same network of height-1 2-D
-layers in channels-last layout, and ``height1_maps`` gives it its input: on one CPU
-thread oneDNN's NHWC kernels train such networks 1.4-1.5x faster than the Conv1d ones
-(which run NCW), with the same function and parameters.
+layers in channels-last layout, and ``height1_maps`` gives it its input: on the CPU
+oneDNN's NHWC kernels train such networks faster than the Conv1d ones (which run NCW),
+with the same function and parameters.
 """
 from __future__ import annotations
 
