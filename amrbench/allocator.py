@@ -4,26 +4,22 @@ A training step frees and reallocates the same few activation buffers hundreds o
 a second. With glibc's defaults, buffers above the (dynamic) mmap threshold are mmap'd
 and munmap'd each time and freed heap tops are trimmed, so every step pays page faults
 and system calls; Dask's nanny even sets ``MALLOC_TRIM_THRESHOLD_=65536`` for its
-workers. Measured on the project's 2-core CPU box, a CNN training loop ran 1.5x faster
-in-process and 2.4x faster in a Dask worker once the thresholds below were raised.
+workers. Raising the thresholds below removes that cost, in-process and in Dask workers
+alike (figures: docs/performance.md, "amrbench/allocator.py").
 
 The mmap threshold cannot go above 32 MiB, and a batch of 128 already makes larger
-buffers (VT-CNN2's 256 x 2 x 132 maps: 34.6 MB; MCLDNN's and the LSTM's workspaces):
-those were still mapped and unmapped every step (36,000 page faults and 57 ms of system
-time in a 263 ms VT-CNN2 step; 54,000 and 119 ms in a 357 ms LSTM step). Inside
+buffers (VT-CNN2's 256 x 2 x 132 maps: 34.6 MB; MCLDNN's and the LSTM's workspaces),
+which the thresholds alone would still map and unmap every step. Inside
 ``large_buffers_from_heap()`` (``train.fit`` enters it) glibc maps nothing
 (``M_MMAP_MAX = 0``) and every buffer comes from the heap, which the trim threshold
-keeps: an epoch of VT-CNN2 ran 1.45x and of MCLDNN 1.33x faster at L = 128 (VT-CNN2 1.17x
-at L = 1024), a step of the LSTM 1.5x. The price is memory: glibc's aligned allocations
-fragment a heap of repeated large buffers, so a process keeps up to about one more step's
-activations (peak RSS +110 MB for VT-CNN2 at L = 128, 1.8 -> 2.7 GB at L = 1024); that is
-why evaluation's much larger no-grad batches stay outside it. glibc still maps memory
+keeps. The price is memory: glibc's aligned allocations fragment a heap of repeated
+large buffers, so a process keeps up to about one more step's activations; that is why
+evaluation's much larger no-grad batches stay outside it. glibc still maps memory
 where the heap cannot grow, so nothing fails for it. In threads other than the main one
 (a Dask worker runs its tasks in one) glibc's per-thread heaps hold at most 64 MiB each,
 so larger buffers are still mapped there; ``MALLOC_ARENA_MAX=1`` in the process's
 environment puts every thread on the main heap, and the dask executor's LocalCluster
-workers start with it (VT-CNN2 at L = 1024 in a thread: 3.25 -> 2.66 s per step; at
-L = 128, 208 ms per step with the scope either way, 263 ms without it).
+workers start with it.
 
 ``tune()`` applies the thresholds with ``mallopt`` at run time (so it also overrides
 environment settings a worker inherited). It is called by every executor before a cell

@@ -4,14 +4,19 @@ A plugin is a class with a ``kind`` (model, dataset, selector, condenser, compre
 explainer, protocol, executor), a registry ``name``, a ``version`` (folded into cell keys,
 bump it when results change) and ``defaults`` (the parameters a suite may set; unknown
 ones are errors). Its docstring's first line is the description ``amrbench list`` shows.
+
+Each kind's base class marks the methods a plugin must implement as abstract (the
+registry refuses a class that leaves one out) and declares every optional capability the
+harness uses, with the default that applies when a plugin does not override it.
 """
 from __future__ import annotations
 
+import abc
 import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Optional
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -105,6 +110,11 @@ class Budget:
         pct = 100 * float(self.rate)
         return f"{pct:g}%"
 
+    @classmethod
+    def from_dict(cls, data: Optional[dict]) -> Optional["Budget"]:
+        """The budget a cell config stores (``as_dict``), or None for a cell without one."""
+        return cls(**data) if data else None
+
     def as_dict(self) -> dict:
         return {"rate": self.rate} if self.spc is None else {"spc": self.spc}
 
@@ -187,7 +197,7 @@ class Param:
         return self._number_ok(value)
 
 
-class Plugin:
+class Plugin(abc.ABC):
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
@@ -216,6 +226,14 @@ class Plugin:
             if not spec.accepts(value):
                 raise AmrbenchError(f"{self.kind} {self.name!r}: parameter {key!r} must be {spec.describe()}, "
                                     f"got {value!r}")
+
+    @classmethod
+    def work_estimate(cls, cell: dict, n_classes: int, n_train: int):
+        """For cost estimates (``amrbench.cost``) of a method whose computation is not a
+        training run: an object with ``net`` (the model it runs), ``iteration()`` and
+        ``total()`` (forward passes of one signal through ``net``, per iteration and in
+        all). None (the default): the cost model times it as a training run."""
+        return None
 
     @classmethod
     def description(cls) -> str:
@@ -248,7 +266,9 @@ class Model(Plugin):
     kind = "model"
     input_format: ClassVar[str] = "iq"
 
+    @abc.abstractmethod
     def build(self, num_classes: int, length: int) -> AMRNet:
+        """A fresh network for ``num_classes`` classes and signals of ``length`` samples."""
         raise NotImplementedError
 
 
@@ -257,8 +277,14 @@ class Dataset(Plugin):
     ``snr`` is passed so file loaders can skip what will be filtered out anyway."""
 
     kind = "dataset"
+    #: The class names when the code fixes them (not a parameter), so the cost model can size the data unloaded.
+    classes: ClassVar[Optional[list]] = None
+    #: What the last ``load`` found about the data (layout, conversions); ``amrbench datasets info`` prints them.
+    notes: Sequence[str] = ()
 
+    @abc.abstractmethod
     def load(self, seed: int, snr: Optional[tuple] = None) -> SignalSet:
+        """The whole set for ``seed`` (SNR outside ``snr`` may be left out)."""
         raise NotImplementedError
 
     def fingerprint(self) -> Optional[dict]:
@@ -272,6 +298,11 @@ class Dataset(Plugin):
         alone tell it, without loading; None when only loading can tell (files)."""
         return None
 
+    def cache_path(self, seed: int, snr: Optional[tuple] = None) -> Optional[os.PathLike]:
+        """The file this dataset caches its signals in for ``seed`` and ``snr`` (``datasets
+        info`` shows it); None when it keeps no single file of its own."""
+        return None
+
 
 class Selector(Plugin):
     """Coreset selection. ``needs`` lists the shared resources it reads from ``ctx``
@@ -280,33 +311,91 @@ class Selector(Plugin):
     kind = "selector"
     needs: ClassVar[tuple] = ()
 
+    @abc.abstractmethod
     def select(self, ctx: "Context", train: SignalSet, budget: Budget) -> Selection:
+        """The training signals to keep within ``budget``."""
         raise NotImplementedError
 
 
 class Condenser(Plugin):
-    kind = "condenser"
+    """Dataset condensation: a small synthetic set of ``spc`` signals per class.
 
+    After ``condense`` a condenser may leave what it measured on itself (``history``,
+    ``lr``, ``seconds``, ``convergence``, ``details``); the protocol stores each in the
+    condensed artifact, and the defaults below stand for "not measured"."""
+
+    kind = "condenser"
+    #: Shared resources it reads from ``ctx`` (as ``Selector.needs``) unless ``needs_for`` says otherwise.
+    needs: ClassVar[tuple] = ()
+    #: Its matching network is trained while it condenses (gradient matching): the cost model counts that.
+    trainable_net: ClassVar[bool] = False
+    #: The matching loss per iteration of the last ``condense`` (empty: no iterations).
+    history: Optional[list] = None
+    #: The learning rate the last ``condense`` used on the synthetic signals (None: none).
+    lr: Optional[float] = None
+    #: Seconds the last ``condense`` spent iterating (None: the protocol's own wall time).
+    seconds: Optional[float] = None
+    #: Convergence summary of the last ``condense`` (None: not measured).
+    convergence: Optional[dict] = None
+    #: Method-specific figures of the last ``condense``, stored with the condensed set (None: none).
+    details: Optional[dict] = None
+
+    @abc.abstractmethod
     def condense(self, ctx: "Context", train: SignalSet, spc: int) -> SignalSet:
+        """``spc`` synthetic signals per class, with real labels."""
         raise NotImplementedError
+
+    @classmethod
+    def needs_for(cls, registry, params: dict) -> list:
+        """The shared resources a condenser of these parameters reads (default: ``needs``)."""
+        return list(cls.needs)
+
+    @classmethod
+    def reference_loops(cls, spc: int) -> tuple:
+        """(outer matching steps, inner training epochs) of one iteration at ``spc`` for the
+        cost model when ``trainable_net`` and no ``loops`` parameter say otherwise."""
+        return (1, 1)
+
+    def net_name(self, ctx: "Context") -> Optional[str]:
+        """The model whose network it condenses with (None: no network of its own; default:
+        the cell's source model)."""
+        return ctx.cell["model"]["source"]
 
 
 class Compressor(Plugin):
+    """A signal codec with several rate levels, fitted on the training split."""
+
     kind = "compressor"
+    #: ``encode`` samples: the protocol then repeats each reconstruction and reports mean and std.
+    stochastic: bool = False
+    #: What fitting recorded (training losses), stored JSON-safe with the fitted artifact (None: nothing).
+    history: Any = None
+    #: Where ``encode``/``decode`` run; the harness sets it to the cell's device before ``set_state``.
+    device: torch.device = torch.device("cpu")
 
+    @abc.abstractmethod
     def fit(self, ctx: "Context", train: SignalSet) -> None:
+        """Learn the codec from ``train``."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def levels(self) -> list:
+        """The rate levels ``encode`` and ``decode`` accept, in table order."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def encode(self, x: torch.Tensor, level) -> Any:
+        """The code of the signals ``x`` at ``level``."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def decode(self, code: Any, level) -> torch.Tensor:
+        """The signals a code of ``level`` reconstructs."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def bits(self, level, length: int) -> float:
+        """Bits one signal of ``length`` samples costs at ``level``."""
         raise NotImplementedError
 
     @classmethod
@@ -315,10 +404,40 @@ class Compressor(Plugin):
         model scales a fit's estimate by it (1 unless a compressor trains several)."""
         return 1.0
 
+    def get_state(self) -> Optional[dict]:
+        """The fitted codec as plain data (tensors, numbers, strings in dicts and lists) for
+        the artifact cache; None keeps the fitted object itself, in memory only."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Restore what ``get_state`` returned; a compressor returning a state implements it."""
+        raise AmrbenchError(f"compressor {self.name!r} returns a state from get_state but does not implement "
+                            f"set_state; implement set_state(state) to restore it")
+
+    def level_label(self, level) -> str:
+        """The table's column label of ``level``."""
+        return str(level)
+
+    def alphabet(self, level) -> Optional[int]:
+        """The symbol alphabet size of the level's code (None: a continuous code)."""
+        return None
+
+    def symbols(self, code: Any, level) -> Optional[torch.Tensor]:
+        """The discrete symbols of a code, for usage statistics: the code itself when it is an
+        integer tensor, else None."""
+        if isinstance(code, torch.Tensor) and not code.is_floating_point():
+            return code
+        return None
+
 
 class Explainer(Plugin):
     kind = "explainer"
+    #: Which implementation computes the attributions ("own" or "captum"), recorded with the metrics.
+    backend: str = "own"
+    #: Per-step objective of the last ``explain`` call (None: no optimisation); the protocol keeps each chunk's.
+    history: Optional[list] = None
 
+    @abc.abstractmethod
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Class activation vectors (N, L) in [0, 1] for the model's (transformed) input."""
         raise NotImplementedError
@@ -344,12 +463,27 @@ class Protocol(Plugin):
     metrics: ClassVar[tuple] = ()
     train_settings: ClassVar[tuple] = ()
     param_overrides: ClassVar[tuple] = ()
+    #: Per-record flags the tables mark (dicts with ``metric``, ``when``, ``sign``, ``text``).
+    table_marks: ClassVar[tuple] = ()
+    #: For cost estimates: (the record metric timing the cell's own training, the model
+    #: role it trains, the metric counting the signals it trained on or None for the whole
+    #: training split); None: its records time no training.
+    training_time: ClassVar[Optional[tuple]] = None
+
+    @classmethod
+    def cell_work(cls, cell: dict, budget_signals: int) -> float:
+        """For cost estimates: the units a cell's own time scales with (default: training
+        signal-epochs of its ``eval_models`` target models on its budget)."""
+        repeats = cell["settings"].get("eval_models", 1)
+        repeats = repeats if isinstance(repeats, int) and repeats > 0 else 1
+        return budget_signals * int(cell["train"]["epochs"]) * repeats
 
     @classmethod
     def produces(cls, metric: str) -> bool:
         """Whether a record of this protocol can hold ``metric`` (True when undeclared)."""
         return not cls.metrics or any(re.fullmatch(pattern, str(metric)) for pattern in cls.metrics)
 
+    @abc.abstractmethod
     def run_cell(self, ctx: "Context", cell: dict) -> dict:
         """Return the cell's metrics (JSON-serialisable)."""
         raise NotImplementedError
@@ -365,10 +499,16 @@ class Executor(Plugin):
 
     kind = "executor"
 
+    @abc.abstractmethod
     def run(self, cells: list, options: dict, notify=None) -> Iterator[dict]:
         """Yield one record per cell, in completion order; call ``notify(cell)`` when a
         cell starts. ``options`` is ``RunOptions.as_dict()`` (device, jobs, cache, ...)."""
         raise NotImplementedError
+
+
+#: The base class a plugin of each kind derives from (the registry checks it).
+BASES: dict = {base.kind: base for base in (Model, Dataset, Selector, Condenser, Compressor, Explainer, Protocol,
+                                            Executor)}
 
 
 @dataclass
@@ -383,6 +523,7 @@ class Context:
     cache: Any
     registry: Any
     memo: dict = field(default_factory=dict)
+    resolver: Optional[Callable] = None  # (ctx, kind, **spec) -> resource; amrbench.resources.get in a run
 
     def rng(self, *tags) -> np.random.Generator:
         return np.random.default_rng(derive_seed(self.seed, *tags))
@@ -390,10 +531,16 @@ class Context:
     def torch_generator(self, *tags) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(self.seed, *tags))
 
-    def resource(self, kind: str, **spec) -> Any:
-        from amrbench import resources
+    def seed_torch(self, *tags) -> None:
+        """Seed torch's global generator (which ``nn.Module`` initialisation and dropout
+        draw from) for the step named by ``tags``, from this cell's seed."""
+        seed_torch(self.seed, *tags)
 
-        return resources.get(self, kind, **spec)
+    def resource(self, kind: str, **spec) -> Any:
+        if self.resolver is None:
+            raise AmrbenchError(f"resource {kind!r}: this context has no resolver; build it with "
+                                f"amrbench.runner.make_context or pass resolver=amrbench.resources.get")
+        return self.resolver(self, kind, **spec)
 
 
 def derive_seed(seed: int, *tags) -> int:
@@ -402,6 +549,12 @@ def derive_seed(seed: int, *tags) -> int:
 
     text = "/".join([str(int(seed))] + [str(t) for t in tags])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def seed_torch(seed: int, *tags) -> None:
+    """Seed torch's global generator with ``derive_seed(seed, *tags)``: a network built
+    next gets the same weights in every run, whatever ran before it in the process."""
+    torch.manual_seed(derive_seed(seed, *tags))
 
 
 def finite_or_none(value):

@@ -27,7 +27,7 @@ from typing import Iterable, Iterator, Optional
 
 from amrbench.registry import GROUP, BrokenPlugin, Conflict, normalize_dist
 
-FORMAT = "amrbench-plugin-catalog/1"
+FORMAT = "amrbench-plugin-catalog/2"
 MODEL_SIZE_ARGS = (11, 128)  # num_classes, signal length of the parameter count `list` shows
 _INSTALL_MARKERS = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
@@ -57,6 +57,7 @@ class Catalog:
     plugins: list = field(default_factory=list)    # PluginMeta
     broken: list = field(default_factory=list)     # BrokenPlugin (traceback left empty)
     reporters: list = field(default_factory=list)  # names of hook-only plugins
+    artifact_times: dict = field(default_factory=dict)  # shared-resource kind -> record metric of its time
 
     def names(self, kind: str) -> list:
         """Each registered name of ``kind`` once, sorted, conflicting ones included."""
@@ -73,12 +74,13 @@ class Catalog:
 
     def to_json(self) -> dict:
         return {"plugins": [asdict(p) for p in self.plugins], "reporters": list(self.reporters),
-                "broken": [{**asdict(b), "traceback": ""} for b in self.broken]}
+                "broken": [{**asdict(b), "traceback": ""} for b in self.broken],
+                "artifact_times": dict(self.artifact_times)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Catalog":
         return cls([PluginMeta(**p) for p in data["plugins"]], [BrokenPlugin(**b) for b in data["broken"]],
-                   list(data["reporters"]))
+                   list(data["reporters"]), dict(data["artifact_times"]))
 
     @classmethod
     def from_registry(cls, registry, kinds: Optional[Iterable[str]] = None) -> "Catalog":
@@ -89,7 +91,8 @@ class Catalog:
                    for info in infos]
         reporters = sorted(name for name, plugin in registry.pm.list_name_plugin()
                            if plugin is not None and hasattr(plugin, "amrbench_cell_done"))
-        return cls(plugins, list(registry.broken), reporters)
+        times = {kind: r.time_metric for kind, r in sorted(registry.resources.items()) if r.time_metric}
+        return cls(plugins, list(registry.broken), reporters, times)
 
 
 def _describe(kind: str, info) -> PluginMeta:
@@ -216,6 +219,11 @@ def save_catalog(catalog: Catalog, key: str) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def cached_catalog() -> Optional[Catalog]:
+    """The stored catalogue when it is current, else None (never imports a plugin)."""
+    return _read(catalog_path(), environment_key())
 
 
 def load_catalog(refresh: bool = False) -> Catalog:

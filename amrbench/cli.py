@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import signal
 import sys
 from pathlib import Path
@@ -16,11 +15,11 @@ from amrbench import allocator, progress
 from amrbench.basics import KINDS, AmrbenchError
 
 DEFAULT_SUITE = "suites/quick.yaml"
-# modules contributing subcommands through add_parser(subparsers); their handlers are
-# called as handler(args, registry)
-COMMAND_MODULES = [m for m in ("amrbench.data.commands", "amrbench.condense_cli", "amrbench.compress_plots",
-                               "amrbench.explain_plots", "amrbench.cache_commands", "amrbench.report")
-                   if importlib.util.find_spec(m) is not None]
+# the core's own subcommand modules (add_parser(subparsers)); plugin families add theirs
+# through the amrbench_add_commands hook of the amrbench.commands entry-point group
+CORE_COMMAND_MODULES = ("amrbench.data.commands", "amrbench.cache_commands", "amrbench.report")
+COMMANDS_GROUP = "amrbench.commands"
+EXECUTOR_ALIASES = ("workers", "scheduler", "cluster", "retries")  # --workers N = --executor-param workers=N
 
 
 def _seeds(text: str) -> list:
@@ -69,10 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     run.add_argument("--jobs", type=int, default=1, help="local worker processes (cells are independent)")
     run.add_argument("--executor", default="local", help="executor plugin (local, or dask with amrbench[dask])")
-    run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes")
-    run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786")
-    run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...)")
-    run.add_argument("--retries", type=int, help="reruns of a cell whose worker process died (--jobs N, dask; default 2)")
+    run.add_argument("--executor-param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a parameter of the executor plugin (repeatable; `amrbench list executors` shows them), "
+                     "e.g. --executor dask --executor-param workers=4")
+    run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes "
+                     "(= --executor-param workers=N)")
+    run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786 "
+                     "(= --executor-param scheduler=ADDRESS)")
+    run.add_argument("--cluster", help="dask: YAML of dask-jobqueue settings (kind: slurm|pbs|lsf|sge, ...; "
+                     "= --executor-param cluster=FILE)")
+    run.add_argument("--retries", type=int, help="reruns of a cell whose worker process died (--jobs N, dask; "
+                     "default 2; = --executor-param retries=N)")
     run.add_argument("--threads", type=int, help="torch threads per cell (default 1, with any --jobs or executor: "
                      "the thread count changes a cell's numbers, so runs compare only at equal --threads)")
     run.add_argument("--cache", help="artifact cache directory (default $AMRBENCH_CACHE/artifacts)")
@@ -109,9 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
     suites.add_argument("--cost", action="store_true", help="also estimate every profile's whole grid in CPU-hours "
                         "(fits the cost model on the stored records; loads the plugins, about a minute)")
 
-    for module_name in COMMAND_MODULES:
+    for module_name in CORE_COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(sub)
+    _plugin_commands().hook.amrbench_add_commands(subparsers=sub)
     return parser
+
+
+def _plugin_commands():
+    """A plugin manager over the ``amrbench.commands`` entry points (each module alone:
+    one that fails to import is reported on stderr and the others still load)."""
+    import importlib.metadata
+
+    import pluggy
+
+    from amrbench import hookspecs
+
+    manager = pluggy.PluginManager("amrbench")
+    manager.add_hookspecs(hookspecs)
+    for ep in sorted(importlib.metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            module = ep.load()
+            if not manager.is_registered(module):
+                manager.register(module, name=f"{ep.name}:{ep.value}")
+        except Exception as exc:
+            print(f"amrbench: warning: the commands of {ep.value} ({ep.dist.name if ep.dist else '?'}) failed "
+                  f"to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return manager
+
+
+def _executor_params(args) -> dict:
+    """The executor plugin's parameters: the aliases (--workers, ...) and --executor-param."""
+    from amrbench.data.commands import parse_params
+
+    params = {k: getattr(args, k) for k in EXECUTOR_ALIASES if getattr(args, k, None) is not None}
+    return {**params, **parse_params(args.executor_param, "--executor-param")}
 
 
 def main(argv=None) -> int:
@@ -177,7 +214,7 @@ def _note_shipped_name(suite, path: Path, results) -> None:
 
 
 def cmd_run(args) -> int:
-    from amrbench import runner, tables
+    from amrbench import render, runner, tables
     from amrbench.runner import RunOptions
 
     _check_run_args(args)
@@ -185,8 +222,7 @@ def cmd_run(args) -> int:
     _note_shipped_name(suite, args.suite_path, args.results)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
-                         cache=args.cache, threads=args.threads, executor_params={k: getattr(args, k) for k in ("workers", "scheduler",
-                         "cluster", "retries") if getattr(args, k) is not None})
+                         cache=args.cache, threads=args.threads, executor_params=_executor_params(args))
     if args.dry_run:
         from amrbench.suite import expand
         from amrbench.store import RecordStore
@@ -199,18 +235,20 @@ def cmd_run(args) -> int:
         print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent), args.jobs))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
+    from amrbench.suite import expand
 
     _enable_reporters(args)
     _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
     _confirm_cost(suite, args, out_dir)
-    write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile)  # also fails early on a read-only folder
+    write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile,  # also fails early on a read-only folder
+                     runner.artifact_time_metrics(expand(suite)))
     summary = runner.run_suite(suite, options)
     records = _suite_records(suite, summary.store)
-    write_text_file(out_dir / "table.md", tables.render(suite, records, "markdown"),
+    write_text_file(out_dir / "table.md", render.render(suite, records, "markdown"),
                     "make the results folder writable; the records are stored, `amrbench table` renders them")
     _write_figures(suite, records, out_dir)
-    print(tables.render(suite, records, args.format))
+    print(render.render(suite, records, args.format))
     for record in summary.failed:
         print(f"  failed {record['key'][:12]}: {record['error']}", file=sys.stderr)
     for line in tables.mark_warnings(suite, records):  # e.g. unconverged condensations
@@ -279,7 +317,8 @@ def _suite_records(suite, store) -> list:
 
 
 def cmd_table(args) -> int:
-    from amrbench import runner, tables
+    from amrbench import render, runner
+    from amrbench import suite as suite_module
     from amrbench.runner import RunOptions
     from amrbench.store import RecordStore
 
@@ -288,12 +327,12 @@ def cmd_table(args) -> int:
     if not store.path.exists():
         raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}` first")
     records = _suite_records(suite, store)
-    tables.require_records(suite, records, set(store.latest()), store.path)
-    text = tables.render(suite, records, args.format)
+    suite_module.require_records(suite, records, set(store.latest()), store.path)
+    text = render.render(suite, records, args.format)
     from amrbench.store import write_text_file
 
     if args.write:
-        write_text_file(store.path.parent / "table.md", tables.render(suite, records, "markdown"),
+        write_text_file(store.path.parent / "table.md", render.render(suite, records, "markdown"),
                         "make the results folder writable")
         _write_figures(suite, records, store.path.parent)
     if args.out:

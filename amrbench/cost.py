@@ -15,15 +15,18 @@ The model is fitted on stored records' timings (every ``<results>/*/records.json
   signal-epochs`` of the training it does, ``k`` fitted per kind (per (kind, method)
   where the work depends on the method: compressors) from the artifact times records
   carry, else 1;
-- a synthetic condensation (DC, DM, MDM and any other ``SyntheticCondenser``) does not
-  scale with the dataset: it costs its iterations, plus the ``lr: search`` probes
-  (candidates × probe iterations) and held-out scoring, times the work of one
-  iteration, which is forward passes of its network (``CondensationWork``: real and
-  synthetic signals per class, the matching loops of DC) × the network's forward FLOPs
-  at the signal length. Seconds per such FLOP are fitted per condenser on the records'
-  ``seconds_per_iteration``, else over every condenser's records, else taken from the
+- a method whose computation is not a training run declares its own work
+  (``Plugin.work_estimate``; a synthetic condensation, whose cost does not scale with the
+  dataset: its iterations, ``lr: search`` probes and held-out scoring, in forward passes
+  of its network, ``amrbench_plugins.condense.work``) × the network's forward FLOPs at
+  the signal length. Seconds per such FLOP are fitted per method on the records'
+  ``seconds_per_iteration``, else over every such method's records, else taken from the
   network's training rate (a training signal-epoch being ``FORWARD_TO_TRAINING``
   forward passes).
+
+What is whose comes from the plugins' declarations: each protocol's ``training_time``
+and ``cell_work``, each shared resource's ``time_metric``, ``subject`` and ``training``
+(``Registry.add_resource``).
 
 A model or signal length with no stored training time gets an analytic rate: its
 forward FLOPs per signal × seconds per FLOP fitted on the stored rates, or, with no
@@ -32,7 +35,6 @@ A cell whose key is stored anywhere costs its stored wall time.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +44,6 @@ from typing import Iterable, Optional
 
 from amrbench.api import AmrbenchError, Context
 from amrbench.cache import stable_hash
-from amrbench.shipped import ARTIFACT_TIMES  # shared artifact kind -> the record metric timing it
 
 CONFIRM_CPU_HOURS = 24.0
 # Share of this machine's matrix-multiply rate that training small networks reaches
@@ -50,17 +51,6 @@ CONFIRM_CPU_HOURS = 24.0
 TRAINING_EFFICIENCY = 0.05
 FORWARD_TO_TRAINING = 3.0  # a training step ~ forward + backward (two forwards' worth)
 
-# protocol -> (training-time metric, model role, signal-count metric or None = training split)
-TRAINING_TIMES = {
-    "select": ("train_time_s", "target", "selected"),
-    "condense": ("eval_time_s", "target", "n_condensed"),
-    "compress": ("classifier_train_time_s", "source", None),
-    "explain": ("classifier_train_time_s", "source", None),
-}
-METHOD_ARTIFACTS = {"condensed", "compressor"}  # kinds whose work depends on the method: factors per method
-# matching losses a synthetic condenser computes per iteration (MDM: time and frequency
-# domain through the same network); any other: one
-MATCHING_DOMAINS = {"mdm": 2}
 
 
 @dataclass(frozen=True)
@@ -140,8 +130,7 @@ def data_shape(registry, spec: dict) -> Optional[DataShape]:
 def _shape_from_params(registry, spec: dict) -> Optional[DataShape]:
     plugin = registry.create("dataset", spec["name"], spec.get("params"))
     params = plugin.params
-    classes = params.get("classes") or getattr(plugin, "classes", None) or \
-        getattr(inspect.getmodule(plugin), "CLASSES", None)
+    classes = params.get("classes") or plugin.classes
     snrs = plugin.snr_values(tuple(spec["snr"]) if spec.get("snr") else None)
     per, length = params.get("per_class_per_snr"), params.get("length")
     if not (classes and snrs and isinstance(per, int) and isinstance(length, int)):
@@ -241,129 +230,17 @@ def _budget_signals(cell: dict, shape: DataShape) -> int:
     return shape.n_train
 
 
-def _cell_work(cell: dict, shape: DataShape) -> float:
-    """The units a cell's own work scales with: signals explained (twice with the
-    sanity check) for ``explain``, else the training signal-epochs of its target."""
+def full_data_epochs(cell: dict, registry) -> int:
+    """Epochs of a cell's full-data training runs (a scoring run, a classifier): its
+    protocol's first training-setting override that is set (``train_settings``, e.g.
+    ``scoring``), else the suite's ``train``."""
     settings = cell["settings"]
-    if cell["protocol"] == "explain" and isinstance(settings.get("n_signals"), int):
-        return settings["n_signals"] * (2 if settings.get("sanity", True) else 1)
-    repeats = cell["settings"].get("eval_models", 1)
-    repeats = repeats if isinstance(repeats, int) and repeats > 0 else 1
-    return _budget_signals(cell, shape) * int(cell["train"]["epochs"]) * repeats
-
-
-def _artifact_epochs(cell: dict) -> int:
-    settings = cell["settings"]
-    overrides = settings.get("scoring") or settings.get("classifier") or {}
+    overrides = {}
+    for key in registry.get("protocol", cell["protocol"]).train_settings:
+        if settings.get(key):
+            overrides = settings[key]
+            break
     return int(overrides.get("epochs", cell["train"]["epochs"]))
-
-
-def _artifact_work(cell: dict, shape: DataShape) -> float:
-    """Signal-epochs of a full-data training run of the source model."""
-    return shape.n_train * _artifact_epochs(cell)
-
-
-def _artifact_training(cell: dict, kind: str, shape: DataShape) -> tuple:
-    """(model role, signal-epochs) of the training a shared artifact does: the
-    whole-dataset row trains ``eval_models`` target models for the suite's epochs; the
-    others are one full-data run of the source model (scoring run, classifier,
-    compressor fit)."""
-    if kind == "whole-dataset":
-        models = cell["settings"].get("eval_models", 1)
-        models = models if isinstance(models, int) and models > 0 else 1
-        return "target", shape.n_train * int(cell["train"]["epochs"]) * models
-    return "source", _artifact_work(cell, shape)
-
-
-# --------------------------------------------------------------------------- condensation
-def synthetic_condenser(registry, method: dict):
-    """The class of a synthetic condenser (one that learns signals by iterations of a
-    matching loss, ``amrbench.condense.SyntheticCondenser``), else None."""
-    from amrbench.condense import SyntheticCondenser
-
-    try:
-        cls = registry.get("condenser", method["name"])
-    except (AmrbenchError, KeyError):
-        return None
-    params = method.get("params") or {}
-    ok = isinstance(cls, type) and issubclass(cls, SyntheticCondenser) and isinstance(params.get("iterations"), int)
-    return cls if ok else None
-
-
-def condensation_net(cell: dict) -> str:
-    """The network a synthetic condenser matches with: its ``net`` parameter, or the
-    cell's source model."""
-    net = (cell["method"].get("params") or {}).get("net", "source")
-    return cell["model"]["source"] if net in (None, "source") else str(net)
-
-
-def _matching_loops(cls, params: dict, spc: int) -> tuple:
-    """(outer matching steps, inner training epochs) of one gradient-matching iteration:
-    ``loops`` when given, else the condenser module's ``reference_loops(spc)`` table."""
-    loops = params.get("loops")
-    if isinstance(loops, (list, tuple)) and len(loops) == 2:
-        return int(loops[0]), int(loops[1])
-    table = getattr(inspect.getmodule(cls), "reference_loops", None)
-    return tuple(table(spc)) if callable(table) else (1, 1)
-
-
-class CondensationWork:
-    """Forward passes of the matching network (in units of one signal's forward pass; a
-    backward counts ``FORWARD_TO_TRAINING - 1`` more) that a synthetic condensation does.
-
-    Distribution matching (DM; MDM twice, one per domain): per iteration the real batch
-    (``batch_real`` signals of every class, at most the class) goes forward, the
-    synthetic set forward and backward. Gradient matching (a condenser whose network is
-    trained, DC): per outer step, for every class, the real batch forward and backward
-    to the weights, the synthetic signals through a double backward (twice a training
-    pass), ``bn_batch`` real signals of every class forward to fix batch norm; between
-    outer steps, ``inner`` training epochs on the synthetic set."""
-
-    def __init__(self, cls, method: dict, shape: DataShape, spc: int):
-        p = method.get("params") or {}
-        self.p, self.k, self.spc = p, shape.n_classes, int(spc)
-        self.class_size = max(1, shape.n_train // max(1, shape.n_classes))
-        self.gradient = bool(getattr(cls, "trainable_net", False))
-        self.domains = MATCHING_DOMAINS.get(method["name"], 1) if p.get("alpha", 1) != 0 else 1
-        self.outer, self.inner = _matching_loops(cls, p, self.spc) if self.gradient else (1, 0)
-
-    def _real(self, fraction: float = 1.0) -> int:
-        return min(int(self.p.get("batch_real", 256)), max(1, int(fraction * self.class_size)))
-
-    def matching(self, real: int, backward: bool = True) -> float:
-        """One matching loss over every class (with the backward to the synthetic set)."""
-        t = FORWARD_TO_TRAINING
-        if self.gradient:
-            bn = min(int(self.p.get("bn_batch", 16)), self.class_size)
-            return self.k * (t * real + (2 * t if backward else t) * self.spc + bn)
-        return self.domains * self.k * (real + (t if backward else 1) * self.spc)
-
-    def iteration(self, real: Optional[int] = None) -> float:
-        real = self._real() if real is None else real
-        training = (self.outer - 1) * self.inner * FORWARD_TO_TRAINING * self.k * self.spc
-        return self.outer * self.matching(real) + training
-
-    def search(self) -> float:
-        """The ``lr: search`` policy: the gradient scale at S_0 and the held-out scores
-        (initial + one per candidate) over ``search_nets`` networks, and every
-        candidate's probe iterations on the fit part (80 % of the split by default)."""
-        if self.p.get("lr", "search") != "search":
-            return 0.0
-        nets, steps = int(self.p.get("search_nets", 8)), len(self.p.get("search_steps") or [0] * 5)
-        holdout = float(self.p.get("search_holdout", 0.2))
-        scale = nets * self.matching(self._real(1 - holdout))
-        scores = (steps + 1) * nets * self.matching(self._real(holdout), backward=False)
-        probes = steps * int(self.p.get("search_iterations", 20)) * self.iteration(self._real(1 - holdout))
-        return scale + scores + probes
-
-    def calibration(self) -> float:
-        """MDM's domain weight (``fd_scale: init``): both losses of S_0 over the networks."""
-        if self.domains < 2 or self.p.get("fd_scale", "init") == "none":
-            return 0.0
-        return int(self.p.get("search_nets", 8)) * self.matching(self._real(), backward=False)
-
-    def total(self) -> float:
-        return int(self.p.get("iterations", 0)) * self.iteration() + self.search() + self.calibration()
 
 
 def _ratio(pairs: list) -> Optional[float]:
@@ -419,7 +296,7 @@ class CostModel:
     def _training_observations(self, record: dict) -> Optional[tuple]:
         """(model, length, signal-epochs, seconds) of the training a record timed."""
         config, metrics = record["config"], record["metrics"]
-        spec = TRAINING_TIMES.get(config.get("protocol"))
+        spec = self._protocol_class(config).training_time
         if spec is None or not isinstance(metrics.get(spec[0]), (int, float)):
             return None
         shape = self._shape(config)
@@ -428,7 +305,7 @@ class CostModel:
             work = signals * int(config["train"]["epochs"]) * (config["settings"].get("eval_models") or 1) \
                 if isinstance(signals, int) else None
         else:
-            work = _artifact_work(config, shape)
+            work = shape.n_train * full_data_epochs(config, self.registry)
         return (config["protocol"], config["model"][spec[1]], shape.length, work, float(metrics[spec[0]])) \
             if work else None
 
@@ -471,7 +348,7 @@ class CostModel:
             if not isinstance(record.get("wall_time_s"), (int, float)):
                 continue
             shape = self._shape(config)
-            base = self.rate(config["model"]["target"], shape, config["protocol"]) * _cell_work(config, shape)
+            base = self.rate(config["model"]["target"], shape, config["protocol"]) * self._cell_work(config, shape)
             for key in ((config["protocol"], config["method"]["name"]), (config["protocol"],)):
                 pairs[key].append((base, record["wall_time_s"]))
         return {key: _ratio(p) for key, p in pairs.items() if _ratio(p) is not None}
@@ -481,13 +358,14 @@ class CostModel:
         for record in self.records:
             config, metrics = record["config"], record["metrics"]
             shape = self._shape(config)
-            for kind, metric in ARTIFACT_TIMES.items():
-                seconds = metrics.get(metric)
+            for kind, resource in self.registry.resources.items():
+                seconds = metrics.get(resource.time_metric) if resource.time_metric else None
                 if not isinstance(seconds, (int, float)) or kind not in self._needs(config) or \
-                        (kind == "condensed" and synthetic_condenser(self.registry, config["method"])):
+                        self._method_work(config, kind, shape) is not None:
                     continue
                 base = self._training_seconds(config, kind, shape)
-                for key in ((kind, config["method"]["name"]), (kind,)) if kind in METHOD_ARTIFACTS else ((kind,),):
+                by_method = resource.subject.startswith("method")
+                for key in ((kind, config["method"]["name"]), (kind,)) if by_method else ((kind,),):
                     pairs[key][(self._artifact_id(config, kind), seconds)] = base
         return {key: _ratio([(b, s) for (_, s), b in p.items()]) for key, p in pairs.items()
                 if _ratio([(b, s) for (_, s), b in p.items()]) is not None}
@@ -499,21 +377,46 @@ class CostModel:
         pairs = defaultdict(dict)
         for record in self.records:
             config, seconds = record["config"], record["metrics"].get("seconds_per_iteration")
-            cls = synthetic_condenser(self.registry, config["method"]) if config.get("protocol") == "condense" else None
-            if cls is None or not isinstance(seconds, (int, float)):
+            if not isinstance(seconds, (int, float)):
                 continue
-            flops = self._iteration_flops(cls, config, self._shape(config))
-            if flops:
-                for key in (config["method"]["name"], None):
-                    pairs[key][self._artifact_id(config, "condensed")] = (flops, float(seconds))
+            shape = self._shape(config)
+            for kind in self._needs(config):
+                work = self._method_work(config, kind, shape)
+                flops = self._iteration_flops(work, shape) if work is not None else 0.0
+                if flops:
+                    for key in (config["method"]["name"], None):
+                        pairs[key][self._artifact_id(config, kind)] = (flops, float(seconds))
         return {key: _ratio(list(p.values())) for key, p in pairs.items() if _ratio(list(p.values()))}
 
-    def _iteration_flops(self, cls, config: dict, shape: DataShape) -> float:
-        work = CondensationWork(cls, config["method"], shape, int(config["budget"]["spc"]))
+    @staticmethod
+    def _iteration_flops(work, shape: DataShape) -> float:
         try:
-            return work.iteration() * forward_flops(condensation_net(config), shape.n_classes, shape.length)
+            return work.iteration() * forward_flops(work.net, shape.n_classes, shape.length)
         except Exception:  # a network that cannot build at this shape tells nothing
             return 0.0
+
+    # ----------------------------------------------------------------- what plugins declare
+    def artifact_times(self) -> dict:
+        """Shared-resource kind -> the record metric holding its compute time."""
+        return {kind: r.time_metric for kind, r in self.registry.resources.items() if r.time_metric}
+
+    def _protocol_class(self, config: dict):
+        return self.registry.get("protocol", config["protocol"])
+
+    def _cell_work(self, config: dict, shape: DataShape) -> float:
+        return self._protocol_class(config).cell_work(config, _budget_signals(config, shape))
+
+    def _method_work(self, config: dict, kind: str, shape: DataShape):
+        """The method's own work model (``Plugin.work_estimate``) for a shared resource
+        named by the method, else None (timed as a training run)."""
+        resource = self.registry.resources.get(kind)
+        if resource is None or not resource.subject.startswith("method"):
+            return None
+        try:
+            cls = self.registry.get(self._protocol_class(config).method_kind, config["method"]["name"])
+            return cls.work_estimate(config, shape.n_classes, shape.n_train)
+        except (AmrbenchError, KeyError, TypeError, ValueError):
+            return None
 
     # ----------------------------------------------------------------- estimating
     def _needs(self, config: dict) -> list:
@@ -527,7 +430,8 @@ class CostModel:
         from amrbench import resources
 
         try:
-            ctx = Context(seed=config["seed"], device=None, cell=config, cache=None, registry=self.registry)
+            ctx = Context(seed=config["seed"], device=None, cell=config, cache=None, registry=self.registry,
+                          resolver=resources.get)
             return kind + ":" + stable_hash(resources.artifact_config(ctx, kind), 24)
         except Exception:
             return kind + ":" + stable_hash(config, 24)
@@ -538,45 +442,33 @@ class CostModel:
         config = cell["config"]
         factor = self.cell_factors.get((config["protocol"], config["method"]["name"]),
                                        self.cell_factors.get((config["protocol"],), 1.0))
-        return factor * self.rate(config["model"]["target"], shape, config["protocol"]) * _cell_work(config, shape)
+        return factor * self.rate(config["model"]["target"], shape, config["protocol"]) * self._cell_work(config, shape)
 
     def _training_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
-        role, work = _artifact_training(config, kind, shape)
-        return self.rate(config["model"][role], shape, config["protocol"]) * work * self._fit_runs(config, kind)
-
-    def _fit_runs(self, config: dict, kind: str) -> float:
-        """Training runs a compressor's fit does (``Compressor.fit_runs``), else 1."""
-        if kind != "compressor":
-            return 1.0
-        try:
-            cls = self.registry.get("compressor", config["method"]["name"])
-        except (AmrbenchError, KeyError):
-            return 1.0
-        runs = getattr(cls, "fit_runs", None)
-        return float(runs(config["method"].get("params") or {})) if runs else 1.0
+        resource = self.registry.resources.get(kind)
+        if resource is not None and resource.training is not None:
+            role, work = resource.training(config, shape.n_train, self.registry)
+        else:
+            role, work = "source", shape.n_train * full_data_epochs(config, self.registry)
+        return self.rate(config["model"][role], shape, config["protocol"]) * work
 
     def artifact_seconds(self, config: dict, kind: str, shape: DataShape) -> float:
-        if kind == "condensed":
-            seconds = self.condensation_seconds(config, shape)
-            if seconds is not None:
-                return seconds
+        work = self._method_work(config, kind, shape)
+        if work is not None:
+            return self.method_seconds(config, work, shape)
         factor = self.artifact_factors.get((kind, config["method"]["name"]),
                                            self.artifact_factors.get((kind,), 1.0))
         return factor * self._training_seconds(config, kind, shape)
 
-    def condensation_seconds(self, config: dict, shape: DataShape) -> Optional[float]:
-        """A synthetic condensation's seconds: its FLOPs (``CondensationWork``) × the
-        seconds per FLOP fitted for this condenser, else for any, else implied by the
-        network's training rate; None for a condenser that is not synthetic."""
-        cls = synthetic_condenser(self.registry, config["method"])
-        if cls is None:
-            return None
-        net = condensation_net(config)
-        flops = forward_flops(net, shape.n_classes, shape.length)
+    def method_seconds(self, config: dict, work, shape: DataShape) -> float:
+        """A method's own computation (a synthetic condensation): its forward passes
+        (``work``) × the seconds per FLOP fitted for this method, else for any, else
+        implied by the network's training rate."""
+        flops = forward_flops(work.net, shape.n_classes, shape.length)
         per_flop = self.condensation_factors.get(config["method"]["name"], self.condensation_factors.get(None))
         if per_flop is None:
-            per_flop = self.rate(net, shape) / (FORWARD_TO_TRAINING * flops)
-        return per_flop * flops * CondensationWork(cls, config["method"], shape, int(config["budget"]["spc"])).total()
+            per_flop = self.rate(work.net, shape) / (FORWARD_TO_TRAINING * flops)
+        return per_flop * flops * work.total()
 
     def estimate(self, cells: list, skip_artifacts: Iterable = ()) -> Estimate:
         """The cost of running ``cells`` (expanded grid cells) from scratch, artifacts

@@ -47,6 +47,15 @@ def amrbench_suite_done(suite, records):
 
 
 @hookspec
+def amrbench_add_commands(subparsers):
+    """Add ``amrbench`` subcommands: ``subparsers.add_parser(...)``, each parser with
+    ``set_defaults(handler=fn)``; ``fn(args, registry)`` runs it (``loads_plugins=False``
+    in the defaults passes None instead of the loaded registry). Implemented by modules of
+    the ``amrbench.commands`` entry-point group, which ``amrbench`` imports to build its
+    parser: keep them light (import torch and plugins inside the handlers)."""
+
+
+@hookspec
 def amrbench_optional_reporters():
     """Opt-in reporters this plugin offers, as ``{name: enable}``. ``amrbench run
     --reporter NAME`` calls ``enable(settings)`` on the driver before the run

@@ -8,7 +8,8 @@ from pathlib import Path
 from amrbench.api import AmrbenchError
 from amrbench.store import RecordStore, read_suite_meta
 from amrbench.suite import expand, load_suite
-from amrbench.tables import SMOKE_PROFILE, is_smoke, render
+from amrbench.render import render
+from amrbench.tables import SMOKE_PROFILE, is_smoke
 
 
 def _suite_for(folder: Path, suites_dir: Path):

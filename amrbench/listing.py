@@ -16,14 +16,20 @@ from amrbench.catalog import MODEL_SIZE_ARGS, Catalog, load_catalog
 from amrbench.registry import normalize_dist
 
 
-def _selected_kind(kind):
+def _selected_kind(kind, known: list):
     """The singular kind ``kind`` names (``selectors`` -> ``selector``), None for all."""
     if not kind:
         return None
     singular = kind[:-1] if kind.endswith("s") else kind
-    if singular not in KINDS and singular != "reporter":
-        raise AmrbenchError(f"unknown kind {kind!r}{did_you_mean(kind, [k + 's' for k in KINDS] + ['reporters'])}")
+    if singular not in known and singular != "reporter":
+        raise AmrbenchError(f"unknown kind {kind!r}{did_you_mean(kind, [k + 's' for k in known] + ['reporters'])}")
     return singular
+
+
+def _known_kinds(source) -> list:
+    """The built-in kinds, then any a plugin family added (a new method kind)."""
+    added = source.registrations if not isinstance(source, Catalog) else {p.kind for p in source.plugins}
+    return list(KINDS) + sorted(set(added) - set(KINDS))
 
 
 def _as_catalog(source, kinds) -> Catalog:
@@ -68,8 +74,9 @@ def _broken_table(broken) -> str:
 def list_plugins(source, kind=None) -> str:
     """The listing of ``source``, a :class:`Catalog` or a loaded registry; ``kind``
     (plural or singular, or ``reporters``) narrows it to one kind."""
-    selected = _selected_kind(kind)
-    kinds = [selected] if selected else list(KINDS)
+    known = _known_kinds(source)
+    selected = _selected_kind(kind, known)
+    kinds = [selected] if selected else known
     plugin_kinds = [k for k in kinds if k != "reporter"]
     catalog = _as_catalog(source, plugin_kinds)
     parts = [_kind_table(catalog, k) for k in plugin_kinds]

@@ -16,19 +16,6 @@ from __future__ import annotations
 import sys
 from typing import Optional, Protocol
 
-# what each shared-artifact kind is, in words (other kinds show their kind name)
-ARTIFACT_WORDS = {
-    "dynamics": "scoring run",
-    "gradnorms": "gradient norms",
-    "clean-classifier": "classifier",
-    "explain-classifier": "classifier",
-    "compressor": "compressor fit",
-    "condensed": "condensing",
-    "whole-dataset": "whole-data training",
-}
-_METHOD_KINDS = ("compressor", "condensed")  # named by the method, not by the model
-
-
 class Display(Protocol):
     def epoch(self, done: int, total: int) -> None: ...
 
@@ -91,17 +78,21 @@ def isatty(stream) -> bool:
         return False
 
 
-def artifact_label(cell: dict, kind: str) -> str:
-    """A shared artifact in words, e.g. "scoring run cnn1d seed 0 (RML2016a)"."""
+def artifact_label(cell: dict, kind: str, registry=None) -> str:
+    """A shared artifact in words, e.g. "scoring run cnn1d seed 0 (RML2016a)": the
+    resource's registered ``words`` and ``subject`` (an unknown kind shows its name)."""
+    from amrbench.registry import default_registry
+
     config, labels = cell.get("config") or {}, cell.get("labels") or {}
     model = config.get("model") or {}
-    if kind in _METHOD_KINDS:
+    known = (registry or default_registry()).resources.get(kind)
+    words, subject_kind = (known.words, known.subject) if known else (kind, "source")
+    if subject_kind.startswith("method"):
         subject = labels.get("method") or (config.get("method") or {}).get("name", "")
-        if kind == "condensed" and labels.get("budget"):
+        if subject_kind == "method budget" and labels.get("budget"):
             subject = f"{subject} {labels['budget']}"
     else:
-        subject = model.get("target") if kind == "whole-dataset" else model.get("source")
-    words = ARTIFACT_WORDS.get(kind, kind)
+        subject = model.get(subject_kind)
     text = " ".join(str(part) for part in (words, subject) if part)
     if "seed" in config:
         text += f" seed {config['seed']}"

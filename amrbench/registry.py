@@ -11,11 +11,12 @@ silently), and ``dist:name`` (e.g. ``amrbench:uniform``) names exactly one of th
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pluggy
 
@@ -30,6 +31,67 @@ def normalize_dist(name: str) -> str:
     """The PEP 503 form of a distribution name, so ``My_Selectors`` and ``my-selectors``
     are one distribution."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+KIND_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def kind_base(cls) -> type:
+    """The class that declares ``cls``'s kind (first in its MRO to set ``kind``): a
+    built-in kind's base in amrbench.api, or a family's own base class for a new kind."""
+    return next(klass for klass in cls.__mro__ if "kind" in vars(klass))
+
+
+def check_plugin_class(cls) -> None:
+    """Refuse a class that breaks the plugin contract with a one-line TypeError naming the
+    class, its module and what to fix, so a broken plugin fails when it registers, not
+    when a cell first builds it."""
+    problem = _contract_problem(cls)
+    if problem:
+        where = f"{cls.__qualname__} ({cls.__module__})" if isinstance(cls, type) else repr(cls)
+        raise TypeError(f"plugin class {where}: {problem}")
+
+
+def _contract_problem(cls) -> Optional[str]:
+    """What is wrong with ``cls`` as a plugin class, or None."""
+    from amrbench.api import BASES, Plugin  # torch: only loading plugins needs it, not this module
+
+    bases = ", ".join(f"amrbench.api.{base.__name__}" for base in BASES.values())
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        return f"not a plugin class; subclass one of {bases}"
+    base = BASES.get(cls.kind) or kind_base(cls)
+    if cls.kind not in BASES and (base is Plugin or not isinstance(cls.kind, str) or not KIND_NAME.fullmatch(cls.kind)):
+        return (f"kind {cls.kind!r} is not a plugin kind: subclass one of {bases}, or declare a new kind "
+                f"(lower-case letters, digits, '-') as `kind` on your family's base class")
+    if not issubclass(cls, base):
+        return f"a {cls.kind} plugin must subclass amrbench.api.{base.__name__}"
+    if not isinstance(cls.name, str) or not cls.name:
+        return "set name to a non-empty string, the name suites use"
+    if ":" in cls.name:
+        return f"plugin name {cls.name!r} must not contain ':' (it separates dist:name)"
+    if inspect.isabstract(cls):
+        missing = sorted(cls.__abstractmethods__)
+        return f"implement {', '.join(missing)} (abstract in amrbench.api.{base.__name__})"
+    return _parameters_problem(cls)
+
+
+def _parameters_problem(cls) -> Optional[str]:
+    """What is wrong with the parameter declarations (``defaults``, ``types``, ``choices``)."""
+    from amrbench.api import Param
+
+    if not isinstance(cls.defaults, dict):
+        return f"defaults must be a dict (parameter -> default value), got {type(cls.defaults).__name__}"
+    for attribute, table in (("types", cls.types), ("choices", cls.choices)):
+        if not isinstance(table, dict):
+            return f"{attribute} must be a dict keyed by parameter names, got {type(table).__name__}"
+        undeclared = sorted(set(table) - set(cls.defaults), key=str)
+        if undeclared:
+            return (f"{attribute} names parameter {undeclared[0]!r}, which defaults lacks; add it to defaults "
+                    f"or drop it from {attribute}")
+    for key, spec in cls.types.items():
+        if not isinstance(spec, (Param, tuple)) or (isinstance(spec, tuple) and not 1 <= len(spec) <= 6):
+            return f"types[{key!r}] must be a Param or a tuple (kind, low, high), got {spec!r}"
+    return None
 
 
 @dataclass
@@ -99,6 +161,29 @@ class _KindView(Mapping):
         return len(self._registry.registrations[self._kind])
 
 
+RESOURCE_SUBJECTS = ("source", "target", "method", "method budget")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A shared resource (artifact) cells read with ``ctx.resource(kind)``, computed once
+    per config and cached: ``config(ctx)`` says what it depends on (its cache key),
+    ``compute(ctx)`` builds it. ``words`` name it in progress lines ("scoring run"),
+    followed by its ``subject``: the cell's source or target model, its method, or its
+    method and budget. For cost estimates: ``time_metric``, the record metric that holds
+    its compute time (every record using it carries the same value), and ``training``,
+    ``(cell, n_train, registry) -> (model role, signal-epochs)`` of the training it does
+    (None: one full-data run of the source model, ``amrbench.cost.full_data_epochs``)."""
+
+    kind: str
+    config: Callable
+    compute: Callable
+    words: str
+    subject: str = "source"
+    time_metric: Optional[str] = None
+    training: Optional[Callable] = None
+
+
 class Registry:
     def __init__(self):
         self.pm = pluggy.PluginManager(GROUP)
@@ -106,22 +191,60 @@ class Registry:
         self.registrations: dict[str, dict[str, list[PluginInfo]]] = {kind: {} for kind in KINDS}
         self.plugins: dict[str, _KindView] = {kind: _KindView(self, kind) for kind in KINDS}
         self.broken: list[BrokenPlugin] = []
+        self.resources: dict[str, Resource] = {}  # shared-resource kind -> its declaration
+        self.kind_bases: dict[str, type] = {}  # plugin kind -> the class that declares it
         self._origin = _UNREGISTERED
         self.pm.hook.amrbench_register.call_historic(kwargs={"registry": self})
 
     # called by plugins from their amrbench_register hook
     def add(self, cls: type) -> None:
-        from amrbench.api import Plugin  # torch: only loading plugins needs it, not this module
-
-        if not (isinstance(cls, type) and issubclass(cls, Plugin)) or cls.kind not in KINDS or not cls.name:
-            raise TypeError(f"{cls!r} is not an amrbench plugin class with a kind and a name")
-        if ":" in cls.name:
-            raise TypeError(f"{cls!r}: plugin name {cls.name!r} must not contain ':' (it separates dist:name)")
+        """Register a plugin class once :func:`check_plugin_class` accepts it (a refused class
+        raises TypeError; from an entry point it is then listed in ``broken``)."""
+        check_plugin_class(cls)
+        self._add_kind(cls)
         dist, version, ep = self._origin
         new = PluginInfo(cls, dist, version, ep)
         known = self.registrations[cls.kind].setdefault(cls.name, [])
         if not any(info.same_registration(new) for info in known):
             known.append(new)
+
+    def _add_kind(self, cls: type) -> None:
+        """A family's new method kind is declared by its base class (``kind = "augmenter"``)
+        and known from the first plugin of it that registers; every later one must
+        subclass the same base."""
+        base = kind_base(cls)
+        known = self.kind_bases.setdefault(cls.kind, base)
+        if known is not base and not issubclass(cls, known):
+            raise TypeError(f"plugin class {cls.__qualname__} ({cls.__module__}): kind {cls.kind!r} is declared by "
+                            f"{known.__module__}.{known.__qualname__}; subclass it")
+        if cls.kind not in self.registrations:
+            self.registrations[cls.kind] = {}
+            self.plugins[cls.kind] = _KindView(self, cls.kind)
+
+    def kinds(self) -> list:
+        """The built-in kinds, then the kinds families added, in registration order."""
+        return list(self.registrations)
+
+    def add_resource(self, kind: str, config: Callable, compute: Callable, words: str = "",
+                     subject: str = "source", time_metric: Optional[str] = None,
+                     training: Optional[Callable] = None) -> None:
+        """A shared resource cells read with ``ctx.resource(kind)`` (see :class:`Resource`).
+        Registering the same one again is harmless; another under a taken kind is refused."""
+        if subject not in RESOURCE_SUBJECTS:
+            raise TypeError(f"resource {kind!r}: subject {subject!r} must be one of {', '.join(RESOURCE_SUBJECTS)}")
+        new = Resource(kind, config, compute, words or kind, subject, time_metric, training)
+        known = self.resources.get(kind)
+        if known is not None and known != new:
+            raise TypeError(f"resource {kind!r} is already registered by {known.compute.__module__}; "
+                            f"{compute.__module__} must use another name")
+        self.resources[kind] = new
+
+    def resource(self, kind: str) -> "Resource":
+        """A registered resource kind."""
+        if kind not in self.resources:
+            known = ", ".join(sorted(["dataset", *self.resources]))
+            raise AmrbenchError(f"unknown resource {kind!r}{did_you_mean(kind, list(self.resources))}; known: {known}")
+        return self.resources[kind]
 
     def load_entry_points(self) -> "Registry":
         """Load every entry point of the group, each under its own name; a second
@@ -162,7 +285,7 @@ class Registry:
         """The one plugin ``name`` (bare or ``dist:name``) stands for; an unknown,
         broken or conflicting name is an AmrbenchError saying how to fix it."""
         if kind not in self.registrations:
-            raise AmrbenchError(f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}")
+            raise AmrbenchError(f"unknown plugin kind {kind!r}{did_you_mean(kind, self.registrations)}")
         dist, _, bare = name.rpartition(":")  # a distribution name never holds ':', a plugin name neither
         found = self.registrations[kind].get(bare)
         if found is None:
@@ -195,7 +318,7 @@ class Registry:
 
     def conflicts(self, kind: Optional[str] = None) -> list[Conflict]:
         """Every name of ``kind`` (or of all kinds) registered more than once."""
-        kinds = [kind] if kind else list(KINDS)
+        kinds = [kind] if kind else self.kinds()
         return [Conflict(k, name, infos) for k in kinds for name, infos in sorted(self.registrations[k].items())
                 if len(infos) > 1]
 

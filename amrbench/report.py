@@ -5,7 +5,7 @@ on its website.
 (``<folder>/index.html``) holding:
 
 - the suite's tables with their intervals, ranks and claim verdicts, as ``amrbench
-  table --format html`` renders them (amrbench.tables), and a tally of the verdicts;
+  table --format html`` renders them (amrbench.render), and a tally of the verdicts;
 - the profile and scale behind them: suite file, profile, cells stored of the grid,
   seeds, datasets, models, methods, budgets, epochs and the compute time the records took;
 - the figures found in the folder, copied beside the page: accuracy-vs-budget curves
@@ -42,11 +42,20 @@ TEMPLATES = "report-templates"  # package data; a name Python cannot import, so 
 LOSS_FOLDER = "loss-curves"  # inside a page's folder: the loss curves the report draws
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 PROVENANCE_FIELDS = ("git", "cpu", "cpu_capability", "threads", "host", "python", "torch", "numpy", "amrbench")
-FIGURE_HEADINGS = {"compress": "Compressors' figures", "explain": "Explainers' figures",
-                   "condense": "Condensers' figures", "select": "Selectors' figures"}
 VERDICTS = ("holds", "fails", "undecided")
 CELL_AXES = ("dataset", "model", "method", "budget", "seed")  # a cell in words, in the grid's order
 STABLE_PNG = {"Software": None}  # as amrbench.figures: no matplotlib version in the file
+
+
+def _figures_heading(protocol: Optional[str]) -> str:
+    """"Selectors' figures" for a select suite: named by its protocol's method kind."""
+    from amrbench.registry import default_registry
+
+    try:
+        kind = default_registry().get("protocol", protocol).method_kind if protocol else ""
+    except AmrbenchError:
+        kind = ""
+    return f"{kind.capitalize()}s' figures" if kind else "Figures"
 
 
 # --------------------------------------------------------------------------- what a page shows
@@ -128,7 +137,7 @@ def figure_groups(folder: Path, images: list, protocol: Optional[str]) -> tuple:
         ("Accuracy vs budget", "Each row's mean per budget; the band is the table's t-interval.", curves),
         ("Critical-difference diagram", "Average ranks over every (group, column) block; bars join rows the "
                                         "Nemenyi test cannot tell apart.", cds),
-        (FIGURE_HEADINGS.get(protocol or "", "Figures"), "Figures written into this results folder.", others),
+        (_figures_heading(protocol), "Figures written into this results folder.", others),
     ) if g[2]]
     return groups, copies
 
@@ -229,7 +238,7 @@ def provenance(records: list, order: dict) -> tuple:
         cell = " · ".join(f"seed {labels[a]}" if a == "seed" else str(labels[a]) for a in CELL_AXES if a in labels)
         rows.append({"key": str(r.get("key", ""))[:12], "cell": cell,
                      "status": str(r.get("status", "")) + (f": {r['error']}" if r.get("error") else ""),
-                     "device": str(r.get("device", "–")), "started": str(r.get("started_at", "–")),
+                     "device": str(r.get("device", "–")), "started": str(r.get("started_at") or "–"),
                      "wall (s)": _seconds(r.get("wall_time_s")), **{f: str(env.get(f, "–")) for f in env_fields}})
     return environments, rows, columns
 
@@ -303,7 +312,8 @@ def suite_page(folder: Path, suites_dir: Path, page_dir: Path) -> Page:
     from amrbench.claims import evaluate_claims
     from amrbench.store import RecordStore, read_suite_meta
     from amrbench.suite import expand
-    from amrbench.tables import axis_labels, build_tables, is_smoke, render
+    from amrbench.render import render
+    from amrbench.tables import axis_labels, build_tables, is_smoke
 
     meta = read_suite_meta(folder)
     suite = folder_suite(folder, meta, suites_dir)

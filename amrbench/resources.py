@@ -5,35 +5,24 @@
   process; generators cache their output on disk themselves). With the protocol setting
   ``validation_fraction`` the train part is the training split less its validation
   holdout (:func:`validation_splits`), so no scoring run, selector or training sees it.
-- ``dynamics``: a full-data training run of the cell's source model (the scoring run of
-  coreset selection): per-epoch predictions, losses and correctness of every training
-  sample (recorded from the training batches, as the FoQuS/Forgetting references do),
-  final embeddings, probabilities, the trained weights. Stored in the artifact cache.
-
-Protocols and plugins may add kinds with ``register_resource``.
+- every other kind is a family's: registered with ``registry.add_resource(kind, config,
+  compute)`` from its ``amrbench_register`` hook (the select family's ``dynamics``, the
+  condense family's ``condensed``, ...), computed once per config and stored in the
+  artifact cache.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
-import torch
-
 from amrbench.api import AmrbenchError, Context, SignalSet, derive_seed
 from amrbench.cache import stable_hash
 from amrbench.data.splits import filter_snr, standardize_channels, stratified_split
 from amrbench.suite import dataset_config, normalise
-from amrbench.train import fit, predict, validate_train_settings
+
 
 _MEMO: "OrderedDict[str, Any]" = OrderedDict()
 _MEMO_SIZE = 8
-_KINDS: dict[str, tuple[Callable, Callable]] = {}
-
-
-def register_resource(kind: str, config: Callable[[Context], dict], compute: Callable[[Context], Any]) -> None:
-    """``config(ctx)`` says what the resource depends on (its cache key);
-    ``compute(ctx)`` builds it."""
-    _KINDS[kind] = (config, compute)
 
 
 def _memo(key: str, make: Callable[[], Any]) -> Any:
@@ -80,9 +69,7 @@ def _check_fingerprint(plugin, spec: dict) -> None:
 def artifact_config(ctx: Context, kind: str) -> dict:
     """What a shared artifact depends on (its cache key); with a validation holdout also
     its fraction, since the artifact is then computed on the training split less it."""
-    if kind not in _KINDS:
-        raise AmrbenchError(f"unknown resource {kind!r}; known: dataset, {', '.join(sorted(_KINDS))}")
-    config = _KINDS[kind][0](ctx)
+    config = ctx.registry.resource(kind).config(ctx)
     fraction = validation_fraction(ctx.cell)
     return {**config, "validation_fraction": fraction} if fraction else config
 
@@ -94,7 +81,7 @@ def get(ctx: Context, kind: str, **spec) -> Any:
         train, test, _ = validation_splits(ctx.registry, ctx.cell)
         return train, test
     config = artifact_config(ctx, kind)
-    compute = _KINDS[kind][1]
+    compute = ctx.registry.resource(kind).compute
     key = f"{kind}:{stable_hash(config, 24)}"
     return _memo(key, lambda: ctx.cache.get_or_compute(kind, config, lambda: compute(ctx)))
 
@@ -131,48 +118,3 @@ def validation_splits(registry, cell: dict) -> tuple[SignalSet, SignalSet, Optio
     rest, held = _memo("validation:" + stable_hash({"dataset": dataset_config(spec), "fraction": fraction}, 24),
                        make)
     return rest, test, held
-
-
-# --------------------------------------------------------------------------- dynamics
-def scoring_settings(cell: dict) -> dict:
-    """Training settings of the full-data scoring run: the suite's ``train`` with the
-    protocol's ``settings.scoring`` overrides."""
-    return validate_train_settings({**cell["train"], **(cell["settings"].get("scoring") or {})})
-
-
-def _dynamics_config(ctx: Context) -> dict:
-    cell = ctx.cell
-    return {"dataset": cell["dataset"], "model": cell["model"]["source"], "model_version": cell["versions"]["source"],
-            "seed": cell["seed"], "train": scoring_settings(cell)}
-
-
-def _compute_dynamics(ctx: Context) -> dict:
-    train, _ = ctx.resource("dataset")
-    model = ctx.registry.create("model", ctx.cell["model"]["source"])
-    settings = scoring_settings(ctx.cell)
-    torch.manual_seed(derive_seed(ctx.seed, "dynamics", "init"))
-    net = model.build(train.num_classes, train.length)
-    epochs, n = settings["epochs"], len(train)
-    pred = torch.zeros(epochs, n, dtype=torch.int16)
-    loss = torch.zeros(epochs, n, dtype=torch.float32)
-
-    def record(epoch, index, logits, losses):
-        index = index.cpu()
-        pred[epoch, index] = logits.argmax(1).cpu().to(torch.int16)
-        loss[epoch, index] = losses.float().cpu()
-
-    fit(net, model.input_format, train, settings, ctx.torch_generator("dynamics", "order"), ctx.device, on_batch=record)
-    logits = predict(net, model.input_format, train.x, settings["eval_batch_size"], ctx.device)
-    embeddings = predict(net, model.input_format, train.x, settings["eval_batch_size"], ctx.device, embed=True)
-    return {
-        "pred": pred,
-        "loss": loss,
-        "correct": pred == train.y.to(torch.int16).unsqueeze(0),
-        "probs": torch.softmax(logits, 1),
-        "embeddings": embeddings,
-        "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-        "epochs": epochs,
-    }
-
-
-register_resource("dynamics", _dynamics_config, _compute_dynamics)

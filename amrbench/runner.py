@@ -22,8 +22,8 @@ from typing import Optional
 
 import torch
 
-from amrbench import __version__, allocator
-from amrbench.api import AmrbenchError, Context, derive_seed
+from amrbench import __version__, allocator, resources
+from amrbench.api import AmrbenchError, Context
 from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
 from amrbench.shipped import RESULTS_ENV, results_root, suite_results_dir  # noqa: F401 (re-exported)
@@ -126,41 +126,51 @@ def make_context(config: dict, options: dict) -> Context:
     numbers."""
     _prepare_process(options)
     return Context(seed=config["seed"], device=resolve_device(options.get("device", "cpu")), cell=config,
-                   cache=ArtifactCache(options.get("cache")), registry=default_registry())
+                   cache=ArtifactCache(options.get("cache")), registry=default_registry(), resolver=resources.get)
 
 
 def execute_cell(cell: dict, options: dict) -> dict:
     """Run one cell and return its record (never raises for a plugin's error)."""
     config = cell["config"]
     start = time.time()
-    record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": config,
-              "labels": cell["labels"], "device": options.get("device", "cpu"), "pid": os.getpid(),
-              "env": {**environment(), "threads": cell_threads(options)},
-              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
+    head = record_head(cell, options, started=start, pid=os.getpid())
     try:
         ctx = make_context(config, options)
-        torch.manual_seed(derive_seed(config["seed"], "cell"))
+        ctx.seed_torch("cell")
         protocol = ctx.registry.create("protocol", config["protocol"], config["settings"])
-        record.update(status="ok", metrics=protocol.run_cell(ctx, config), error=None)
+        record = {**head, "status": "ok", "metrics": protocol.run_cell(ctx, config), "error": None}
     except Exception as exc:
-        record.update(failed_record(cell, options, f"{type(exc).__name__}: {exc}".splitlines()[0],
-                                    traceback.format_exc()))
+        record = failed_record(cell, options, error_line(exc), traceback.format_exc(), started=start, pid=os.getpid())
     record["wall_time_s"] = round(time.time() - start, 3)
     return record
 
 
-def failed_record(cell: dict, options: dict, error: str, traceback: Optional[str] = None) -> dict:
-    """The record of a cell that did not finish, with the fields of a finished one
-    (``metrics`` None): built here when a plugin raised, or by an executor on the driver
-    when the cell's worker died, so every failure reads the same in the store.
-    ``wall_time_s`` is None unless the caller knows how long the cell ran."""
-    record = {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": cell["config"],
-              "labels": cell["labels"], "device": options.get("device", "cpu"),
-              "env": {**environment(), "threads": cell_threads(options)},
-              "status": "failed", "metrics": None, "error": error, "wall_time_s": None}
-    if traceback is not None:
-        record["traceback"] = traceback
-    return record
+def record_head(cell: dict, options: dict, started: Optional[float] = None, pid: Optional[int] = None) -> dict:
+    """The fields every record of a cell opens with, finished or failed: what ran (key,
+    suite, config, labels), where (device, pid, env with the thread count) and when
+    (``started_at``; None, like ``pid``, when no process ran the cell)."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)) if started is not None else None
+    return {"schema_version": SCHEMA_VERSION, "key": cell["key"], "suite": cell["suite"], "config": cell["config"],
+            "labels": cell["labels"], "device": options.get("device", "cpu"), "pid": pid,
+            "env": {**environment(), "threads": cell_threads(options)}, "started_at": when}
+
+
+def failed_record(cell: dict, options: dict, error: str, traceback: Optional[str] = None, *,
+                  started: Optional[float] = None, pid: Optional[int] = None,
+                  wall_time_s: Optional[float] = None) -> dict:
+    """The record of a cell that did not finish, with the fields of a finished one plus
+    ``traceback`` (``metrics`` None): the one builder of a failure, used when a plugin
+    raised and by every executor on the driver when a cell's worker died or its shared
+    artifact could not be computed, so every failure reads the same in the store.
+    ``traceback``, ``started``, ``pid`` and ``wall_time_s`` are None unless the caller
+    knows them."""
+    return {**record_head(cell, options, started, pid), "status": "failed", "metrics": None, "error": error,
+            "traceback": traceback, "wall_time_s": wall_time_s}
+
+
+def error_line(exc: BaseException) -> str:
+    """A failed record's ``error``: the exception's type and the first line of its message."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
@@ -176,7 +186,6 @@ def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
 
 def prerequisites(cells: list, options: dict) -> list[tuple[dict, str]]:
     """The distinct shared artifacts the cells need, one representative cell each."""
-    from amrbench import resources
 
     registry = default_registry()
     seen, out = set(), []
@@ -290,6 +299,21 @@ def note_other_cpus(stored: dict, todo: list, options: RunOptions, path) -> None
               f"run on this machine's {here['cpu']} ({here['cpu_capability']}): float32 numbers differ between CPU kernels, so "
               f"compare means over seeds, or rerun into another --results folder for bit-exact numbers",
               file=sys.stderr)
+
+
+def artifact_time_metrics(cells: list, registry=None) -> list:
+    """The record metrics that time the shared artifacts the cells need (as their
+    resources declare them), for the results folder's suite.json."""
+    registry = registry or default_registry()
+    metrics = set()
+    for cell in cells:
+        config = cell["config"]
+        protocol = registry.create("protocol", config["protocol"], config["settings"])
+        for kind in protocol.needs(registry, config):
+            resource = registry.resources.get(kind)
+            if resource is not None and resource.time_metric:
+                metrics.add(resource.time_metric)
+    return sorted(metrics)
 
 
 def run_suite(suite: Suite, options: RunOptions) -> RunSummary:

@@ -18,12 +18,6 @@ from typing import Optional
 import yaml
 
 RESULTS_ENV = "AMRBENCH_RESULTS"
-# shared artifact kind -> the record metric that says how long its computation took
-# (every record that uses the artifact carries the same value)
-ARTIFACT_TIMES = {"condensed": "condense_time_s", "whole-dataset": "whole_time_s", "compressor": "fit_time_s",
-                  "clean-classifier": "classifier_train_time_s", "explain-classifier": "classifier_train_time_s"}
-
-
 def shipped_suites_dir() -> Optional[Path]:
     """The folder of the suites that ship with amrbench: the installed package data
     ``amrbench_suites`` (pyproject maps the repository's ``suites/`` to it), else the
@@ -94,14 +88,25 @@ def stored_cpu_hours(roots) -> dict:
             key = (Path(str(meta["suite"])).stem, meta.get("profile"))
             records = list(_ok_records(meta_path.parent / "records.jsonl"))
             count, seconds = totals.get(key, (0, 0.0))
-            totals[key] = (count + len(records), seconds + _cpu_seconds(records))
+            totals[key] = (count + len(records), seconds + _cpu_seconds(records, _time_metrics(meta)))
     return {key: (count, seconds / 3600) for key, (count, seconds) in totals.items()}
 
 
-def _cpu_seconds(records) -> float:
+def _time_metrics(meta: dict) -> set:
+    """The record metrics timing shared artifacts: as the run wrote them in suite.json,
+    else as the cached plugin catalogue knows them (none when neither says)."""
+    if isinstance(meta.get("artifact_times"), list):
+        return {str(m) for m in meta["artifact_times"]}
+    from amrbench.catalog import cached_catalog
+
+    catalog = cached_catalog()
+    return set(catalog.artifact_times.values()) if catalog is not None else set()
+
+
+def _cpu_seconds(records, time_metrics: set) -> float:
     """The cells' wall times and each shared artifact's time once (records sharing an
     artifact carry the same value of its metric)."""
-    artifacts = {(metric, value) for record in records for metric in set(ARTIFACT_TIMES.values())
+    artifacts = {(metric, value) for record in records for metric in time_metrics
                  if isinstance(value := (record.get("metrics") or {}).get(metric), (int, float))}
     return sum(float(r.get("wall_time_s") or 0.0) for r in records) + sum(value for _, value in artifacts)
 

@@ -300,8 +300,14 @@ def write_text_file(path, text: str, fix: str) -> None:
         raise AmrbenchError(f"{path}: cannot write ({_os_reason(exc)}); {fix}") from None
 
 
-def write_suite_meta(folder, suite: str, profile: Optional[str]) -> None:
-    write_text_file(Path(folder) / SUITE_META, json.dumps({"suite": suite, "profile": profile}, indent=1) + "\n",
+def write_suite_meta(folder, suite: str, profile: Optional[str], artifact_times: Optional[list] = None) -> None:
+    """``suite.json``: the suite file and profile that make the folder's records and, with
+    ``artifact_times``, the record metrics that time shared artifacts (so ``amrbench
+    suites`` counts each artifact's hours once without loading a plugin)."""
+    meta = {"suite": suite, "profile": profile}
+    if artifact_times is not None:
+        meta["artifact_times"] = sorted(artifact_times)
+    write_text_file(Path(folder) / SUITE_META, json.dumps(meta, indent=1) + "\n",
                     "make the results folder writable or pass another --results folder")
 
 

@@ -780,6 +780,47 @@ def dataset_config(dataset: dict) -> dict:
     return config
 
 
+@dataclass(frozen=True)
+class CellSpec:
+    """What decides one cell's numbers, before resolution: ``cell_config`` turns it into
+    the stored config (plugin versions added, JSON-normalised) whose hash is the key."""
+
+    protocol: str
+    dataset: dict  # the data-deciding part of a dataset entry (``dataset_config``)
+    method: dict  # {"name", "params"}
+    budget: Optional[Budget]
+    model: dict  # {"source", "target"}
+    seed: int
+    train: dict
+    settings: dict
+    suite_version: Optional[int] = None
+
+
+def cell_config(spec: CellSpec, registry) -> dict:
+    """The one builder of a cell's config, for suite expansion and for the commands that
+    compute a single cell (``amrbench condense``, ``amrbench explain``)."""
+    method_kind = registry.get("protocol", spec.protocol).method_kind
+    config = {
+        "protocol": spec.protocol,
+        "suite_version": spec.suite_version,
+        "dataset": spec.dataset,
+        "method": {"name": spec.method["name"], "params": spec.method["params"]},
+        "budget": spec.budget.as_dict() if spec.budget else None,
+        "model": {"source": spec.model["source"], "target": spec.model["target"]},
+        "seed": spec.seed,
+        "train": spec.train,
+        "settings": spec.settings,
+        "versions": {
+            "protocol": registry.version_of("protocol", spec.protocol),
+            "dataset": registry.version_of("dataset", spec.dataset["name"]),
+            "method": registry.version_of(method_kind, spec.method["name"]),
+            "source": registry.version_of("model", spec.model["source"]),
+            "target": registry.version_of("model", spec.model["target"]),
+        },
+    }
+    return normalise(config)
+
+
 def expand(suite: Suite, registry=None) -> list[dict]:
     """The grid: datasets x models x methods x budgets x seeds, each a resolved cell."""
     from amrbench.registry import default_registry
@@ -788,26 +829,9 @@ def expand(suite: Suite, registry=None) -> list[dict]:
     cells = []
     for dataset, model, method, budget, seed in itertools.product(
             suite.datasets, suite.models, suite.methods, suite.budgets, suite.seeds):
-        method_kind = registry.get("protocol", suite.protocol).method_kind
-        config = {
-            "protocol": suite.protocol,
-            "suite_version": suite.version,
-            "dataset": dataset_config(dataset),
-            "method": {"name": method["name"], "params": method["params"]},
-            "budget": budget.as_dict() if budget else None,
-            "model": {"source": model["source"], "target": model["target"]},
-            "seed": seed,
-            "train": suite.train,
-            "settings": suite.settings,
-            "versions": {
-                "protocol": registry.version_of("protocol", suite.protocol),
-                "dataset": registry.version_of("dataset", dataset["name"]),
-                "method": registry.version_of(method_kind, method["name"]),
-                "source": registry.version_of("model", model["source"]),
-                "target": registry.version_of("model", model["target"]),
-            },
-        }
-        config = normalise(config)
+        config = cell_config(CellSpec(protocol=suite.protocol, dataset=dataset_config(dataset), method=method,
+                                      budget=budget, model=model, seed=seed, train=suite.train,
+                                      settings=suite.settings, suite_version=suite.version), registry)
         cells.append({
             "key": stable_hash(config, 24),
             "suite": suite.name,
@@ -825,3 +849,34 @@ def normalise(value):
     if isinstance(value, (list, tuple)):
         return [normalise(v) for v in value]
     return value
+
+
+# --------------------------------------------------------------------------- which profile made the records
+def profiles_with_records(suite_path, stored_keys: set) -> list:
+    """The suite's profiles (None for the default) whose grid shares a key with the
+    stored records."""
+    path = Path(suite_path)
+    data = SuiteSource(path.read_text(), str(path)).data
+    names = list(((data or {}).get("profiles") or {}).keys()) if isinstance(data, dict) else []
+    found = []
+    for name in [None, *names]:
+        try:
+            keys = {c["key"] for c in expand(load_suite(path, profile=name))}
+        except AmrbenchError:
+            continue
+        if keys & stored_keys:
+            found.append(name)
+    return found
+
+
+def require_records(suite, records: list, stored_keys: set, store_path) -> None:
+    """A table of a profile with no records is an error naming the profiles that have them."""
+    if records:
+        return
+    have = profiles_with_records(suite.path, stored_keys)
+    which = f"profile {suite.profile!r}" if suite.profile else "the default profile"
+    if not have:
+        raise AmrbenchError(f"{store_path}: no records of {which} of {suite.path} (nor of any of its profiles); "
+                            f"run `amrbench run {suite.path}{' --profile ' + suite.profile if suite.profile else ''}` first")
+    listed = ", ".join(f"--profile {p}" if p else "the default profile (no --profile)" for p in have)
+    raise AmrbenchError(f"{store_path}: no records of {which} of {suite.path}; records exist for: {listed}")

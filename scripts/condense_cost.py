@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from amrbench import resources
 from amrbench.api import Context
 from amrbench.registry import default_registry
 from amrbench.resources import load_splits
@@ -44,7 +45,8 @@ MODEL = "alexnet"
 def context(registry, spec, spc, seed=0):
     cell = {"dataset": spec, "model": {"source": MODEL, "target": MODEL}, "seed": seed, "budget": {"spc": spc},
             "settings": {}, "train": {}}
-    return Context(seed=seed, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry)
+    return Context(seed=seed, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry,
+                   resolver=resources.get)
 
 
 def per_iteration(registry, spec, train, name, spc, repeats, **params) -> tuple:
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
           f"signals; {MODEL}; batch_real {args.batch_real}; {args.threads} thread(s); CPU s (wall s)\n")
     print("| SPC | DM s/it | MDM s/it | DC matching step s | DC inner epoch s | DC s/it (reference loops) |")
     print("|---|---|---|---|---|---|")
-    from amrbench_plugins.condensers.dc import reference_loops
+    from amrbench_plugins.condense.dc import reference_loops
 
     for spc in args.spc:
         none = (float("nan"), float("nan"))

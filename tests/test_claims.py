@@ -6,7 +6,7 @@ import pytest
 from amrbench.api import AmrbenchError
 from amrbench.claims import claim_line, evaluate_claims
 from amrbench.suite import expand, load_suite
-from amrbench.tables import render
+from amrbench.render import render
 from tests.conftest import TINY_SUITE
 
 THREE_SEEDS = TINY_SUITE.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")

@@ -4,11 +4,11 @@ run is the single stack of the cell's seed. Tiny sizes."""
 import pytest
 import torch
 
-from amrbench import compress
 from amrbench.api import AmrbenchError, Context
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache
-from amrbench_plugins.compressors import hae
+from amrbench_plugins.compress import accounting as compress
+from amrbench_plugins.compress import hae
 
 PARAMS = {"layers": 2, "enc_hidden": 4, "dec_hidden": 4, "resnet_blocks": 0, "epochs": 2, "batch_size": 16,
           "codebook_size": 8, "hqa_epochs": 1, "hqa_lr": 0.01, "reset_every": 0}

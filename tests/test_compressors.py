@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from amrbench import compress
 from amrbench.api import Context, derive_seed
 from amrbench.cli import main
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache, RecordStore
+from amrbench_plugins.compress import accounting as compress
 
 TINY_STACK = {"layers": 5, "enc_hidden": 4, "dec_hidden": 4, "resnet_blocks": 0, "epochs": 0}
 
@@ -140,7 +140,7 @@ def test_hqa_really_freezes_the_transferred_encoder_and_decoder(tmp_path):
 
 
 def test_reset_moves_a_dead_code_next_to_the_busiest_one():
-    from amrbench_plugins.compressors.hqa import Codebook, UsageReset
+    from amrbench_plugins.compress.hqa import Codebook, UsageReset
 
     torch.manual_seed(0)
     book = Codebook(4, 2)
@@ -161,7 +161,7 @@ def test_reset_moves_a_dead_code_next_to_the_busiest_one():
 
 
 def test_codebook_init_class_means_draws_from_each_class():
-    from amrbench_plugins.compressors.hqa import Codebook, init_codebook
+    from amrbench_plugins.compress.hqa import Codebook, init_codebook
 
     torch.manual_seed(0)
     latents = torch.cat([torch.full((5, 3, 4), -10.0), torch.full((5, 3, 4), 10.0)]) + 0.01 * torch.randn(10, 3, 4)
@@ -239,7 +239,7 @@ def test_compress_suite_runs_end_to_end_and_plots(write_suite, tmp_path, capsys)
 
     import argparse
 
-    from amrbench.compress_plots import add_parser
+    from amrbench_plugins.compress.plots import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))
@@ -253,7 +253,7 @@ def test_compress_suite_runs_end_to_end_and_plots(write_suite, tmp_path, capsys)
 
 
 def test_plots_from_records_pair_reset_on_and_off(tmp_path):
-    from amrbench.compress_plots import plot_codebook_usage, plot_rate_curves, reset_pair
+    from amrbench_plugins.compress.plots import plot_codebook_usage, plot_rate_curves, reset_pair
 
     def record(label, reset_every, counts):
         levels = [{"label": f"L{i}", "bits_per_sample": 3.0 / 2 ** i, "accuracy": 0.9 - 0.1 * i, "nmse_db": -5.0 + i,

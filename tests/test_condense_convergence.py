@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from amrbench import condense as cz
+from amrbench import resources
 from amrbench.api import Context
 from amrbench.registry import Registry
+from amrbench.render import render
 from amrbench.store import ArtifactCache
 from amrbench.suite import expand, load_suite
-from amrbench.tables import mark_warnings, render
-
+from amrbench.tables import mark_warnings
+from amrbench_plugins.condense import synthetic as cz
 from tests.test_condensers import condenser, toy_context
 from tests.test_tables import check_golden, table_lines
 
@@ -66,13 +67,13 @@ class Scripted(cz.SyntheticCondenser):
 
 
 def test_the_record_holds_the_hand_made_figures():
-    from amrbench_plugins.protocols.condense import _compute_condensed, convergence_metrics
+    from amrbench_plugins.condense.protocol import _compute_condensed, convergence_metrics
 
     registry = Registry().load_entry_points()
     registry.add(Scripted)
     ctx, _, _ = toy_context(source="alexnet")
     ctx.cell["method"] = {"name": "scripted", "params": {"iterations": 40, "lr": 0.0}}
-    ctx = Context(seed=0, device=ctx.device, cell=ctx.cell, cache=ArtifactCache(), registry=registry)
+    ctx = Context(seed=0, device=ctx.device, cell=ctx.cell, cache=ArtifactCache(), registry=registry, resolver=resources.get)
     metrics = convergence_metrics(_compute_condensed(ctx))
     assert metrics["condense_iterations"] == 40 and metrics["loss_window"] == 2
     assert metrics["first_loss"] == 7.0 and metrics["final_loss"] == 2.0

@@ -37,7 +37,7 @@ def _with(cell: dict, **params) -> dict:
 
 def _seconds(model: cost.CostModel, cell: dict, shape=None) -> float:
     config = cell["config"]
-    return model.condensation_seconds(config, shape or model._shape(config))
+    return model.artifact_seconds(config, "condensed", shape or model._shape(config))
 
 
 def _record(cell: dict, seconds_per_iteration: float) -> dict:
@@ -114,7 +114,7 @@ def _measured_seconds(model: cost.CostModel, cells: list, latest: dict) -> float
     artifacts = defaultdict(set)
     for cell in cells:
         metrics = latest[cell["key"]]["metrics"]
-        for kind, metric in cost.ARTIFACT_TIMES.items():
+        for kind, metric in model.artifact_times().items():
             if isinstance(metrics.get(metric), (int, float)) and kind in model._needs(cell["config"]):
                 artifacts[model._artifact_id(cell["config"], kind)].add(metrics[metric])
     return sum(latest[c["key"]]["wall_time_s"] for c in cells) + sum(statistics.mean(v) for v in artifacts.values())

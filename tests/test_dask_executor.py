@@ -30,7 +30,7 @@ PLUGINS = """
 
     from amrbench.api import Dataset, Selection, Selector
     from amrbench.hookspecs import hookimpl
-    from amrbench.selection import random_per_class
+    from amrbench_plugins.select.selection import random_per_class
 
 
     class Phoenix(Selector):

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from amrbench import explain_plots as P  # noqa: E402
+from amrbench_plugins.explain import plots as P  # noqa: E402
 
 CLASSES = ["BPSK", "QPSK", "8PSK"]
 IQ = [[8, 2, 0], [1, 7, 2], [0, 5, 5]]          # rows: 10, 10, 10
@@ -78,7 +78,7 @@ def test_plot_confusion_panels():
 
 
 def test_confusion_command(tmp_path):
-    from amrbench.explain_plots import add_parser
+    from amrbench_plugins.explain.plots import add_parser
 
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: conf\nprotocol: explain\ndatasets: [{name: toy}]\nmethods: [gradcam]\n"

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from amrbench import explain as X
 from amrbench import transforms
 from amrbench.api import AMRNet, Explainer
 from amrbench.cli import main
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache, RecordStore
+from amrbench_plugins.explain import attribution as X
 
 needs_captum = pytest.mark.skipif(not X.captum_available(), reason="Captum (amrbench[explain]) not installed")
 
@@ -115,7 +115,7 @@ def tiny_lenet(length=16):
 
 
 def test_gradcam_on_lenet_weighs_the_rectified_maps_after_the_last_convolution():
-    from amrbench_plugins.explainers.gradcam import feature_layer, features_and_gradients
+    from amrbench_plugins.explain.gradcam import feature_layer, features_and_gradients
 
     net, z, target = tiny_lenet()
     assert feature_layer(net) is net.relu2 and feature_layer(net, "conv") is net.conv2
@@ -184,7 +184,7 @@ def test_mask_objective_decreases_and_batching_equals_one_by_one():
     assert torch.allclose(w, single, atol=1e-5)
     # the objective itself (Eq. 5) at w = 0 is the target probability
     zero = torch.zeros(3, 24)
-    from amrbench_plugins.explainers.mask import mask_objective
+    from amrbench_plugins.explain.mask import mask_objective
 
     p = torch.softmax(net(x), 1).gather(1, target[:, None])[:, 0]
     assert torch.allclose(mask_objective(net, x, zero, target, 1e-4, 1e-3, 3, 0.01), p, atol=1e-6)
@@ -324,7 +324,7 @@ def _fake_cell(model, method, fmt, classes=("A", "B"), length=32, seed=0):
 
 
 def test_figures_are_written(tmp_path):
-    from amrbench import explain_plots as P
+    from amrbench_plugins.explain import plots as P
 
     folder = tmp_path / "figs"
     for model, method, fmt in [("lenet", "gradcam", "iq"), ("lstm", "mask", "amp_phase")]:
@@ -340,7 +340,7 @@ def test_figures_are_written(tmp_path):
 
 
 def test_explain_command_on_a_model_name(tmp_path):
-    from amrbench.explain_plots import add_parser
+    from amrbench_plugins.explain.plots import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))

@@ -1,4 +1,4 @@
-"""amrbench.layers: FastDropout (the distribution, scaling, gradients and seeding of
+"""amrbench_plugins.models.layers: FastDropout (the distribution, scaling, gradients and seeding of
 nn.Dropout, with masks drawn from random integers) and the height-1 2-D form of 1-D
 networks."""
 import copy
@@ -7,8 +7,17 @@ import math
 import pytest
 import torch
 
-from amrbench.layers import (FastDropout, as_height1_2d, convert_to_layout, drop_threshold, fast_dropout, height1_maps,
-                             keep_mask, memory_layout, scaled_keep_mask)
+from amrbench_plugins.models.layers import (
+    FastDropout,
+    as_height1_2d,
+    convert_to_layout,
+    drop_threshold,
+    fast_dropout,
+    height1_maps,
+    keep_mask,
+    memory_layout,
+    scaled_keep_mask,
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

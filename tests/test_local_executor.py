@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from amrbench.api import AmrbenchError
-from amrbench_plugins.executors.local import Task, run_tasks
 from amrbench.store import SCHEMA_VERSION
+from amrbench_plugins.executors.local import Task, run_tasks
 from tests.conftest import fake_distribution
 
 PLUGINS = """
@@ -36,7 +36,6 @@ PLUGINS = """
 
     from amrbench.api import Protocol
     from amrbench.hookspecs import hookimpl
-    from amrbench.resources import register_resource
 
 
     def wait_for(*paths, timeout=60):
@@ -92,12 +91,10 @@ PLUGINS = """
         return {"name": spec["name"]}
 
 
-    register_resource("fragile", fragile_config, fragile_compute)
-
-
     @hookimpl
     def amrbench_register(registry):
         registry.add(Probe)
+        registry.add_resource("fragile", fragile_config, fragile_compute)
 """
 
 DRIVER = """

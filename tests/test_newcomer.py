@@ -54,7 +54,8 @@ def test_suites_lists_name_file_profiles_and_stored_cost_without_torch(monkeypat
 
     folder = tmp_path / "mdm-table1"
     folder.mkdir()
-    (folder / "suite.json").write_text('{"suite": "suites/table1.yaml", "profile": "quick"}')
+    (folder / "suite.json").write_text('{"suite": "suites/table1.yaml", "profile": "quick", '
+                                       '"artifact_times": ["condense_time_s"]}')
     (folder / "records.jsonl").write_text(  # a and b share one condensed set: its hour counts once
         '{"key": "a", "status": "ok", "wall_time_s": 1800, "metrics": {"condense_time_s": 3600.5}}\n'
         '{"key": "b", "status": "ok", "wall_time_s": 5400, "metrics": {"condense_time_s": 3600.5}}\n'

@@ -115,7 +115,7 @@ CLEAN_VERSIONS = {name: f"amrbench=={importlib.metadata.version('amrbench')}:1" 
 
 
 def builtin_uniform():
-    return importlib.import_module("amrbench_plugins.selectors.uniform").Uniform
+    return importlib.import_module("amrbench_plugins.select.uniform").Uniform
 
 
 def assert_uniform_conflict(registry, other="my-selectors"):

@@ -21,7 +21,7 @@ from amrbench.leaderboard import build_leaderboard
 from amrbench.report import LOSS_FOLDER, MARKER, build_report
 from amrbench.store import RecordStore, write_suite_meta
 from amrbench.suite import expand, load_suite
-from amrbench.tables import render
+from amrbench.render import render
 from tests.conftest import REPO, TINY_SUITE
 
 SELECT_SUITE = TINY_SUITE.replace("name: tiny", "name: tiny-select").replace(

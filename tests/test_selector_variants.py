@@ -11,10 +11,10 @@ from scipy.stats import entropy
 
 from amrbench.api import AmrbenchError, Budget, SignalSet, derive_seed
 from amrbench.registry import default_registry
-from amrbench.selection import settle_added_params
-from amrbench_plugins.selectors.cal import neighbour_kl_to_candidates, symmetric_kl_to_neighbours
-from amrbench_plugins.selectors.forgetting import forgetting_scores
-from amrbench_plugins.selectors.herding import herd
+from amrbench_plugins.select.cal import neighbour_kl_to_candidates, symmetric_kl_to_neighbours
+from amrbench_plugins.select.forgetting import forgetting_scores
+from amrbench_plugins.select.herding import herd
+from amrbench_plugins.select.selection import settle_added_params
 from tests.conftest import TINY_SUITE
 
 

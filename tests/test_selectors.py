@@ -7,22 +7,30 @@ import pytest
 import torch
 from torch import nn
 
-from amrbench import resources, scoring  # noqa: F401  (scoring registers "gradnorms")
-from amrbench.api import AMRNet, AmrbenchError, Budget, SignalSet, derive_seed
+from amrbench import resources  # noqa: F401  (scoring registers "gradnorms")
+from amrbench.api import AmrbenchError, AMRNet, Budget, SignalSet, derive_seed
 from amrbench.cli import main
 from amrbench.registry import default_registry
-from amrbench.selection import (class_members, quotas, random_per_stratum, split_quota, stratum_quotas,
-                                top_per_class, top_per_stratum)
 from amrbench.store import ArtifactCache, RecordStore
-from amrbench_plugins.selectors.cal import knn, symmetric_kl_to_neighbours
-from amrbench_plugins.selectors.cd import kl_traversal
-from amrbench_plugins.selectors.entropy import entropy_scores
-from amrbench_plugins.selectors.foqus import foqus_components, foqus_scores, tiered_pick
-from amrbench_plugins.selectors.forgetting import forgetting_scores
-from amrbench_plugins.selectors.herding import herd
-from amrbench_plugins.selectors.kcenter import farthest_first, nearest_center_counts
-from amrbench_plugins.selectors.least_confidence import least_confidence_scores
-from amrbench_plugins.selectors.margin import margin_scores
+from amrbench_plugins.select import scoring
+from amrbench_plugins.select.cal import knn, symmetric_kl_to_neighbours
+from amrbench_plugins.select.cd import kl_traversal
+from amrbench_plugins.select.entropy import entropy_scores
+from amrbench_plugins.select.foqus import foqus_components, foqus_scores, tiered_pick
+from amrbench_plugins.select.forgetting import forgetting_scores
+from amrbench_plugins.select.herding import herd
+from amrbench_plugins.select.kcenter import farthest_first, nearest_center_counts
+from amrbench_plugins.select.least_confidence import least_confidence_scores
+from amrbench_plugins.select.margin import margin_scores
+from amrbench_plugins.select.selection import (
+    class_members,
+    quotas,
+    random_per_stratum,
+    split_quota,
+    stratum_quotas,
+    top_per_class,
+    top_per_stratum,
+)
 
 ALL = ["uniform", "herding", "cal", "cd", "forgetting", "grand", "kcenter", "least-confidence", "entropy", "margin",
        "foqus"]
@@ -258,7 +266,7 @@ def test_herding_running_mean_approaches_the_class_mean():
 
 
 def test_grand_closed_form_equals_autograd_last_layer_gradient():
-    from amrbench.scoring import last_layer_gradnorms
+    from amrbench_plugins.select.scoring import last_layer_gradnorms
 
     class Net(AMRNet):
         def __init__(self, head):
@@ -289,7 +297,7 @@ def test_gradnorms_cache_key_covers_dataset_model_seed_and_settings():
 
     def key(**changes):
         cell = {**base, **changes}
-        return resources.artifact_config(Context(0, torch.device("cpu"), cell, None, None), "gradnorms")
+        return resources.artifact_config(Context(0, torch.device("cpu"), cell, None, default_registry()), "gradnorms")
 
     first = key()
     assert first["train"]["epochs"] == 3 and first["repeats"] == 2  # epochs null = min(10, scoring epochs)

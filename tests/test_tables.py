@@ -11,7 +11,8 @@ from amrbench import figures, stats
 from amrbench.cli import main
 from amrbench.store import RecordStore, write_suite_meta
 from amrbench.suite import expand, load_suite
-from amrbench.tables import build_tables, render
+from amrbench.render import render
+from amrbench.tables import build_tables
 
 GOLDEN = Path(__file__).parent / "golden"
 # accuracy per (method, budget, seed): herding wins at 25 %, a tie at 50 %

@@ -10,9 +10,10 @@ from torch import nn
 from amrbench import resources
 from amrbench.api import AmrbenchError, Model
 from amrbench.registry import default_registry
+from amrbench.render import render
 from amrbench.runner import RunOptions, make_context
 from amrbench.suite import expand, load_suite
-from amrbench.tables import render
+from amrbench_plugins.select import dynamics
 from tests.conftest import REPO, TINY_SUITE
 
 HOLDOUT = TINY_SUITE.replace("settings: {scoring: {epochs: 1}}",
@@ -108,7 +109,7 @@ class _Lookup(nn.Module):
 def test_val_accuracy_is_measured_on_exactly_the_held_out_signals(write_suite, monkeypatch):
     """Known answer: a model that knows only the validation signals scores 1 there and 0
     on the test split; any other set in its place would score below 1."""
-    import amrbench_plugins.protocols.select as select
+    import amrbench_plugins.select.protocol as select
 
     config = first_cell(write_suite, HOLDOUT)
     train, test, validation = resources.validation_splits(default_registry(), config)
@@ -129,7 +130,7 @@ def test_val_accuracy_is_measured_on_exactly_the_held_out_signals(write_suite, m
 
 
 def test_scoring_selection_and_training_never_see_the_validation_signals(write_suite, monkeypatch):
-    import amrbench_plugins.protocols.select as select
+    import amrbench_plugins.select.protocol as select
     from amrbench import train as train_module
 
     text = HOLDOUT.replace("methods: [uniform, herding]", "methods: [forgetting]")
@@ -149,7 +150,7 @@ def test_scoring_selection_and_training_never_see_the_validation_signals(write_s
         return real_select(self, ctx, train, budget)
 
     monkeypatch.setattr(select, "fit", recording_fit)
-    monkeypatch.setattr(resources, "fit", recording_fit)
+    monkeypatch.setattr(dynamics, "fit", recording_fit)
     monkeypatch.setattr(default_registry().get("selector", "forgetting"), "select", recording_select)
     ctx = make_context(config, RunOptions().as_dict())
     metrics = select.SelectProtocol(**config["settings"]).run_cell(ctx, config)

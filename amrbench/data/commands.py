@@ -57,13 +57,14 @@ def _add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="other dataset parameter")
 
 
-def parse_params(items) -> dict:
-    """KEY=VALUE strings to a dict, VALUE parsed as JSON when it can be."""
+def parse_params(items, option: str = "--param") -> dict:
+    """KEY=VALUE strings (of the command-line ``option``) to a dict, VALUE parsed as JSON
+    when it can be."""
     params = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise AmrbenchError(f"--param expects KEY=VALUE, got {item!r}")
+            raise AmrbenchError(f"{option} expects KEY=VALUE, got {item!r}")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -94,9 +95,9 @@ def load_dataset(args, registry):
 
 # --------------------------------------------------------------------------- handlers
 def _cache_location(dataset, args) -> str:
-    if hasattr(dataset, "cache_path"):
-        path = dataset.cache_path(args.seed, tuple(args.snr) if args.snr else None)
-        return f"{path} ({'present' if path.exists() else 'absent'})"
+    path = dataset.cache_path(args.seed, tuple(args.snr) if args.snr else None)
+    if path is not None:
+        return f"{path} ({'present' if Path(path).exists() else 'absent'})"
     from amrbench.data import store
 
     return f"{store.datasets_dir()} (loader caches, if any)"
@@ -129,7 +130,7 @@ def cmd_info(args, registry) -> int:
     if len(snrs):
         print(f"SNR values ({len(snrs)}): {', '.join(f'{v:g}' for v in snrs)}")
     print("counts per class x SNR:\n" + count_table(data))
-    for note in getattr(dataset, "notes", None) or []:  # what a file loader detected and converted
+    for note in dataset.notes or ():  # what a file loader detected and converted
         print(f"read: {note}")
     print(f"cache: {_cache_location(dataset, args)}")
     return 0

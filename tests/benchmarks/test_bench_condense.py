@@ -25,10 +25,11 @@ import time
 import pytest
 import torch
 
+from amrbench import resources
 from amrbench.api import Context, SignalSet
-from amrbench.condense import class_means
 from amrbench.registry import default_registry
 from amrbench.store import ArtifactCache
+from amrbench_plugins.condense.synthetic import class_means
 
 CLASSES, LENGTH, PER_CLASS = 11, 128, 2000
 MODEL = os.environ.get("AMRBENCH_BENCH_MODEL", "alexnet")
@@ -58,7 +59,7 @@ def prepared(name: str, spc: int, **params):
     registry = default_registry()
     cell = {"dataset": {"name": "bench", "snr": None}, "model": {"source": MODEL, "target": MODEL}, "seed": 0,
             "budget": {"spc": spc}}
-    ctx = Context(seed=0, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry)
+    ctx = Context(seed=0, device=torch.device("cpu"), cell=cell, cache=ArtifactCache(), registry=registry, resolver=resources.get)
     c = registry.create("condenser", name, {"iterations": 0, "lr": 1e-4, **params})
     c.condense(ctx, data(), spc)
     return c
@@ -120,7 +121,7 @@ def test_batched_and_loop_give_the_same_loss():
 
 @pytest.mark.parametrize("spc", SPCS)
 def test_dc_seconds_per_iteration(benchmark, spc):
-    from amrbench_plugins.condensers.dc import reference_loops
+    from amrbench_plugins.condense.dc import reference_loops
 
     one = prepared("dc", spc, loops=[1, 1])
     t_match = per_iteration(one.step, 1)

@@ -6,7 +6,7 @@ Every loop runs in a fresh single-threaded process, so the allocator setting of 
 measurement cannot leak into the next. The conventional script builds the network with
 torch's own ``nn.Dropout`` and NCHW weights and activations (as a user would write it),
 the harness with the shipped layers (channels-last CNN1D, CNN2D and VT-CNN2; VT-CNN2's
-``amrbench.layers.FastDropout``). Figures per model and batch size:
+``amrbench_plugins.models.layers.FastDropout``). Figures per model and batch size:
 ``loop``: fit vs the DataLoader loop on the same network, both with glibc's default
 allocator settings (the loop alone);
 ``harness``: fit as a cell runs it (allocator tuned, shipped network) vs the
@@ -38,9 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from amrbench import transforms
 from amrbench.api import SignalSet
-from amrbench.layers import FastDropout
 from amrbench.registry import default_registry
 from amrbench.train import fit, validate_train_settings
+from amrbench_plugins.models.layers import FastDropout
 
 N, LENGTH, CLASSES = 4096, 128, 11
 RESULTS = {}

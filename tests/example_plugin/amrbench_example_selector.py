@@ -4,7 +4,7 @@ import torch
 
 from amrbench.api import Selection, Selector
 from amrbench.hookspecs import hookimpl
-from amrbench.selection import class_members, quotas
+from amrbench_plugins.select.selection import class_members, quotas
 
 
 class Spread(Selector):

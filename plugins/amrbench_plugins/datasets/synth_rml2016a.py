@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from amrbench.data import synth
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.datasets import synth
 
 CLASSES = ["8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK", "PAM4", "QAM16", "QAM64", "QPSK", "WBFM"]
 MODES = ("faithful", "clean")

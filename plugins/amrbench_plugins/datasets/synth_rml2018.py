@@ -3,15 +3,15 @@
 Source: the class list of O'Shea, Roy & Clancy, "Over-the-Air Deep Learning Based Radio
 Signal Classification" (IEEE JSTSP 2018) and the DeepSig RML2018.01a release (SNR -20..30
 dB step 2), in the community "fixed" label order. DeepSig's generator is not public; the
-waveforms come from the shared ``amrbench.data.synth`` machinery.
+waveforms come from the shared ``amrbench_plugins.datasets.synth`` machinery.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from amrbench.data import synth
 from amrbench.data.loaders import RML2018_CLASSES_FIXED
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.datasets import synth
 
 
 class SynthRML2018(synth.SynthDataset):

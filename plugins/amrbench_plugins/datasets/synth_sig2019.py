@@ -2,15 +2,15 @@
 
 Source: the class list and SNR range of Sig2019-12 (Chen et al., SigNet, IEEE TCCN 2021;
 as used by the MDM dataset-distillation paper). The original's pulse shaping and sample
-rate are not public, so this uses the shared ``amrbench.data.synth`` machinery.
+rate are not public, so this uses the shared ``amrbench_plugins.datasets.synth`` machinery.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from amrbench.data import synth
 from amrbench.data.loaders import SIG2019_CLASSES
 from amrbench.hookspecs import hookimpl
+from amrbench_plugins.datasets import synth
 
 
 class SynthSig2019(synth.SynthDataset):

@@ -167,6 +167,7 @@ class SynthTorchSig6(Dataset):
 
     name = "torchsig6-synth"
     version = "1"
+    classes = CLASSES
     defaults = {"per_class_per_snr": 1000, "length": 1024, "snr_values": [100], "rolloff": 0.35,
                 "random_rolloff": False, "rrc_span": 16, "fsk_sps": 16}
     types = {"per_class_per_snr": Param(int, 1), "length": Param(int, 16), "rrc_span": Param(int, 2),

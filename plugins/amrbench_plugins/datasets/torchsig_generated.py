@@ -30,8 +30,8 @@ ones after it (so the per-sample SNR is that of the window before receive impair
 Generated sets are cached (``amrbench.data.store``) under a key of the parameters, the
 seed, the SNR values, TorchSig's version and this module's source, and each
 (class, SNR) group draws from its own seed, so a group is the same whatever else is
-generated. TorchSig makes one window at a time in Python: about 10-35 ms a window of
-1024 samples on one CPU core.
+generated. TorchSig makes one window at a time in Python, so generation is slow and the
+cache is what makes a second load cheap (timing: docs/datasets.md).
 """
 from __future__ import annotations
 
@@ -229,7 +229,7 @@ class TorchSigGenerated(Dataset):
         return {"torchsig": torchsig_version()}
 
     def cache_key(self, seed: int, snr: Optional[tuple] = None) -> dict:
-        from amrbench.data.synth import source_fingerprint
+        from amrbench_plugins.datasets.synth import source_fingerprint
 
         return {"dataset": self.name, "version": self.version, "torchsig": torchsig_version(), "params": self.params,
                 "seed": int(seed), "snr": self.snr_values(snr), "code": source_fingerprint(type(self))}

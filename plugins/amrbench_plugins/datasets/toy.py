@@ -26,6 +26,7 @@ class Toy(Dataset):
     """Tiny 4-class PSK/QAM generator for tests and smoke runs."""
 
     name = "toy"
+    classes = CLASSES
     defaults = {"per_class_per_snr": 50, "length": 128, "sps": 8, "snr_values": [0, 10, 18]}
     types = {"per_class_per_snr": Param(int, 1), "length": Param(int, 1), "sps": Param(int, 1),
              "snr_values": Param(list, items=float, nonempty=True)}

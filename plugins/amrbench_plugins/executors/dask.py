@@ -140,7 +140,7 @@ def run_cell(cell: dict, options: dict) -> dict:
     expected = options.get("_versions")
     diff = version_differences(expected, dict(_worker_versions())) if expected else []
     if diff:
-        record = failed_record(cell, options, "version mismatch: this worker runs " + "; ".join(diff))
+        record = runner.failed_record(cell, options, "version mismatch: this worker runs " + "; ".join(diff))
     else:
         record = runner.execute_cell(cell, _options_here(options, name))
     record.update(worker=address, host=host)
@@ -156,12 +156,6 @@ def run_artifact(cell: dict, kind: str, options: dict):
 
     _, _, name = _worker_identity()
     return runner.execute_artifact(cell, kind, _options_here(options, name))
-
-
-def failed_record(cell: dict, options: dict, error: str) -> dict:
-    from amrbench import runner
-
-    return runner.failed_record(cell, options, error)
 
 
 def _set_allowed_failures(value: int, dask_scheduler=None) -> int:
@@ -290,8 +284,8 @@ class DaskExecutor(Executor):
                   # one task per worker thread at a time: a dying worker takes only its own cell with it
                   "distributed.scheduler.worker-saturation": 1.0,
                   # a worker's task thread on glibc's main heap: per-thread heaps end at 64 MiB,
-                  # so larger activations were mapped anew every step (allocator doc; VT-CNN2 at
-                  # L = 1024 trained 1.22x faster in a thread with one arena)
+                  # so larger activations would be mapped anew every step (amrbench.allocator;
+                  # figures: docs/cluster.md)
                   "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}
         if p["scheduler"] is not None:
             address = str(p["scheduler"])
@@ -361,7 +355,7 @@ class DaskExecutor(Executor):
     def _stream(self, client, cells, plan, opts, notify):
         from distributed import as_completed
 
-        from amrbench import progress
+        from amrbench import progress, runner
 
         artifacts, needs = plan
         retries = int(self.params["retries"])
@@ -407,7 +401,7 @@ class DaskExecutor(Executor):
                         if cell["key"] in doomed:
                             if notify:
                                 notify(cell)
-                            yield failed_record(cell, opts, doomed[cell["key"]])
+                            yield runner.failed_record(cell, opts, doomed[cell["key"]])
                         else:
                             submit_cell(cell)
             else:
@@ -455,17 +449,18 @@ def _lost(future):
 
 
 def _outcome(future, cell: dict, opts: dict, retries: int) -> dict:
+    from amrbench import runner
+
     if future.status == "finished":
         return future.result()
     if future.status in ("cancelled", "lost"):
         _lost(future)
     died = _died(future, retries)
     if died:
-        return failed_record(cell, opts, died)
+        return runner.failed_record(cell, opts, died)
     exc = future.exception()
-    record = failed_record(cell, opts, f"{type(exc).__name__}: {exc}".splitlines()[0])
-    record["traceback"] = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-    return record
+    return runner.failed_record(cell, opts, runner.error_line(exc),
+                                "".join(traceback.format_exception(type(exc), exc, future.traceback())))
 
 
 @hookimpl

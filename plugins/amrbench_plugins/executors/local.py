@@ -260,15 +260,15 @@ def _failure(future) -> Optional[str]:
 def _cell_record(task: Task, future, options: dict, retries: int) -> dict:
     cell = task.name
     if future is None:
-        record = runner.failed_record(cell, options, died_message(task.deaths, retries, "running this cell"))
-        record["wall_time_s"] = round(time.time() - task.first_submitted, 3)
-        return record
+        return runner.failed_record(cell, options, died_message(task.deaths, retries, "running this cell"),
+                                    started=task.first_submitted,
+                                    wall_time_s=round(time.time() - task.first_submitted, 3))
     exc = future.exception()
     if exc is None:
         return future.result()
     import traceback
 
-    return runner.failed_record(cell, options, f"{type(exc).__name__}: {exc}".splitlines()[0],
+    return runner.failed_record(cell, options, runner.error_line(exc),
                                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 

@@ -26,9 +26,9 @@ PyTorch's default initialisation, as the DC/DM code: its random biases swamp sig
 RML2016's raw L1 scale (mean |x| about 0.005), where it stays at chance; the DC/DM code
 normalises every dataset, and the MDM suites do the same with ``standardize: true``.
 
-Speed (version 2): weights and activations in channels-last layout, which oneDNN's
-kernels train about 1.3x faster on one CPU thread than NCHW (same function and
-initialisation; the summation order differs, so version 1's records are not reused).
+Version 2: weights and activations in channels-last layout, which oneDNN's kernels
+train faster on the CPU than NCHW (figures: docs/performance.md). Same function and
+initialisation; the summation order differs, so version 1's records are not reused.
 """
 from __future__ import annotations
 

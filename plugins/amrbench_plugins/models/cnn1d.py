@@ -8,35 +8,22 @@ Linear(128) (no activation, as in the reference) -> Dropout(0.3) -> Linear(class
 No bias, no batch norm (as the reference). For any L >= 64 the flattened size is
 32 * (L // 64); L < 64 stops pooling once the time axis reaches 1.
 
-Speed (version 2): the whole network runs on (N, 32, H, L) maps in channels-last
-layout, the 1-D stacks as 2-D layers of height 1 (kernel (1, 3), pool (1, 2)). Same
-function, initialisation and parameter count as version 1 (Conv1d / MaxPool1d on
-(N, 32, L), NCHW); oneDNN's NHWC kernels run the (2, 3) stem convolutions about 1.5x
-faster and a training step about 1.4x faster on one CPU thread. The summation order
-differs, so version 1's records are not reused. ``last_conv`` outputs (N, 32, 1, V)
+Version 2: the whole network runs on (N, 32, H, L) maps in channels-last layout, the
+1-D stacks as 2-D layers of height 1 (kernel (1, 3), pool (1, 2)), because oneDNN's NHWC
+kernels run the (2, 3) stem convolutions and the training step faster on the CPU
+(figures: docs/performance.md). Same function, initialisation and parameter count as
+version 1 (Conv1d / MaxPool1d on (N, 32, L), NCHW). The summation order differs, so
+version 1's records are not reused. ``last_conv`` outputs (N, 32, 1, V)
 maps (Grad-CAM averages the row).
 
-Why it can sit at ln C (measured on 8 TorchSig 2.2 classes, L = 128 and 1024, 1024
-training windows, batch 64). The network is bias-free and normalisation-free up to
-``fc``, with PyTorch's default initialisation (weight variance 1/(3 fan_in)): each stack
-shrinks the signal about 2.3x, so at initialisation the logits vary with the input by
-a standard deviation of 6e-4 (unit-RMS input) against head biases of ~0.05, at any L.
-The output starts input-independent, the loss at ln C, until the weights grow:
-- Adam, lr 1e-3: a plateau of 1-3 epochs, then it learns whatever the input scaling:
-  35-45 % after 8 epochs at L = 1024 with raw TorchSig scale, training-split
-  standardisation or unit-RMS windows (max-normalised too at L = 128; L1 windows, input
-  RMS 6e-3 at L = 128, learn more slowly). Neither L = 1024 nor the normalisation
-  causes the stall.
-- Adam, lr 1e-2: the first large steps kill the ReLUs: 74-98 % of the last stack's
-  features are 0 and the rest no longer depend on the input, so the loss stays at ln C
-  for good (L = 128 and 1024). At lr 3e-3 the plateau lasts 4 epochs.
-- SGD (lr 1e-2, momentum 0.9): the gradients shrink with the signal; no progress in 10
-  epochs.
-A fix changes the model (and its cells' keys): a BatchNorm after each convolution
-learns in both failing cases (Adam 1e-2: 35 %, SGD: 40 % after 6 epochs at L = 128); He
-initialisation with each residual unit's second convolution scaled by 0.1 (logit std
-0.21 at start) fixes SGD (27 % after 8 epochs) but not Adam at 1e-2. As the reference
-defines it, train it with Adam at lr 1e-3 to 2e-3 (the suites' settings).
+Why the loss can sit at ln C: the network is bias-free and normalisation-free up to
+``fc``, with PyTorch's default initialisation (weight variance 1/(3 fan_in)), and each
+stack shrinks the signal, so at initialisation the logits barely vary with the input and
+the loss stays at ln C until the weights grow. Adam at lr 1e-3 gets past that plateau
+whatever the input scaling; much larger Adam steps kill the ReLUs for good, and SGD's
+gradients shrink with the signal. A fix (batch norm, scaled He initialisation) would
+change the model and its cells' keys, so, as the reference defines it, train it with
+Adam at lr 1e-3 to 2e-3 (the suites' settings; the measurements: docs/calibration.md).
 """
 from __future__ import annotations
 
@@ -45,7 +32,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import memory_layout
+from amrbench_plugins.models.layers import memory_layout
 
 
 class _ResidualUnit(nn.Module):

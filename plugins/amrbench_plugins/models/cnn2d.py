@@ -21,11 +21,10 @@ dropout (knob ``dropout``). The FoQuS results (CNN2D below CNN1D on RML2016.10a)
 consistent with a plain CNN of this size. ``last_conv`` is the fourth convolution
 (maps of height 1, L / 8 wide).
 
-Speed (version 2): channels-last weights and activations (oneDNN's NHWC convolution,
-batch-norm and max-pool kernels; the NCHW (1, 2) max-pools alone took 23 % of the
-step), about 1.4x the training throughput of version 1 (NCHW) on one CPU thread. Same
-layers and initialisation; the summation order differs, so version 1's records are not
-reused.
+Version 2: channels-last weights and activations (oneDNN's NHWC convolution,
+batch-norm and max-pool kernels; the NCHW (1, 2) max-pools are slow on the CPU), for
+training throughput (figures: docs/performance.md). Same layers and initialisation as
+version 1 (NCHW); the summation order differs, so version 1's records are not reused.
 """
 from __future__ import annotations
 

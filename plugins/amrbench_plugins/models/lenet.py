@@ -20,9 +20,9 @@ used PyTorch). ``last_conv`` is the 80-map convolution; its maps are L + 4 wide,
 class activation vector is resized to L, as the paper does. ``cam_layer`` is the ReLU
 after it (a parameter-free ``nn.ReLU`` module: same numbers and state dict as before):
 Grad-CAM's default weighs those rectified maps, its ``layer: conv`` the convolution's raw
-output. Speed, as VT-CNN2's version 2: ``amrbench.layers.FastDropout`` and channels-last
-convolution weights (version 1 used nn.Dropout, whose masks differ, so its records are
-not reused).
+output. Version 2, for CPU speed as VT-CNN2's version 2: ``amrbench_plugins.models.layers.FastDropout``
+and channels-last convolution weights (version 1 used nn.Dropout, whose masks differ, so
+its records are not reused).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import FastDropout
+from amrbench_plugins.models.layers import FastDropout
 
 
 class LeNetNet(AMRNet):
@@ -50,7 +50,7 @@ class LeNetNet(AMRNet):
         object.__setattr__(self, "last_conv", self.conv2)
         object.__setattr__(self, "cam_layer", self.relu2)  # the rectified maps Grad-CAM weighs
         # channels-last convolution weights: oneDNN's NHWC kernels run the (2, 3)
-        # convolution about 1.7x faster on the CPU (values and initialisation unchanged)
+        # convolution faster on the CPU (values and initialisation unchanged)
         self.to(memory_format=torch.channels_last)
 
     def embed(self, x):

@@ -35,7 +35,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model, Param
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import FastDropout
+from amrbench_plugins.models.layers import FastDropout
 
 
 def keras_lstm_init(lstm: nn.LSTM) -> None:

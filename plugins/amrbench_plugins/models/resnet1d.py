@@ -28,11 +28,11 @@ Choices the paper leaves open (documented amrbench choices):
 
 ``last_conv`` is the second convolution of the last residual unit of stack 6.
 
-Speed (version 2): the network is built from these 1-D layers and then turned into the
-same network of height-1 2-D layers in channels-last layout (``amrbench.layers.
-as_height1_2d``): same function, initial weights and parameter count as version 1
-(Conv1d, NCW), about 1.4x faster to train on one CPU thread. The summation order
-differs, so version 1's records are not reused; ``layout="1d"`` builds version 1's
+Version 2: the network is built from these 1-D layers and then turned into the
+same network of height-1 2-D layers in channels-last layout (``amrbench_plugins.models.layers.
+as_height1_2d``), which trains faster on the CPU (figures: docs/performance.md): same
+function, initial weights and parameter count as version 1 (Conv1d, NCW). The summation
+order differs, so version 1's records are not reused; ``layout="1d"`` builds version 1's
 layers (the equivalence test and the benchmarks' conventional script use it).
 ``last_conv`` outputs (N, 32, 1, V) maps (Grad-CAM averages the row).
 
@@ -47,7 +47,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import convert_to_layout, height1_maps
+from amrbench_plugins.models.layers import convert_to_layout, height1_maps
 
 
 class _Unit(nn.Module):

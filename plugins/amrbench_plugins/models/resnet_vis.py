@@ -23,12 +23,12 @@ addition and before the moved-out max-pool): the paper computes the class activa
 vector "from the feature maps from the third residual stack". Its output is
 (N, 32, 1, L / 4) (two max-pools precede it), so the vector is resized to L, as in the paper.
 
-Speed (version 2): the network is built from these 1-D layers and then turned into the
-same network of height-1 2-D layers in channels-last layout (``amrbench.layers.
-as_height1_2d``): same function, initial weights and parameter count as version 1
-(Conv1d / BatchNorm1d, NCW), about 1.5x faster to train on one CPU thread. The summation
-order differs, so version 1's records are not reused; ``layout="1d"`` builds version 1's
-layers.
+Version 2: the network is built from these 1-D layers and then turned into the
+same network of height-1 2-D layers in channels-last layout (``amrbench_plugins.models.layers.
+as_height1_2d``), which trains faster on the CPU (figures: docs/performance.md): same
+function, initial weights and parameter count as version 1 (Conv1d / BatchNorm1d, NCW).
+The summation order differs, so version 1's records are not reused; ``layout="1d"``
+builds version 1's layers.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from torch.nn import functional as F
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import convert_to_layout, height1_maps
+from amrbench_plugins.models.layers import convert_to_layout, height1_maps
 
 
 class _Unit(nn.Module):

@@ -33,10 +33,11 @@ Cost and memory grow with L^2 (the matrix is L x L): fine for L = 128, heavy for
 L = 1024. ``last_conv`` is the last convolution of the last residual block (a 2-D map over
 time x time; Grad-CAM explainers must reduce it to one time axis).
 
-Speed (version 2): the CNN's weights and activations are in channels-last layout (the
-S2M matrices are copied into that layout once, so the stem convolution does not convert
-them), about 1.3x faster to train on one CPU thread than NCHW. Same function and initialisation; the summation
-order differs, so version 1's records are not reused.
+Version 2: the CNN's weights and activations are in channels-last layout (the S2M
+matrices are copied into that layout once, so the stem convolution does not convert
+them), which trains faster on the CPU than NCHW (figures: docs/performance.md). Same
+function and initialisation; the summation order differs, so version 1's records are
+not reused.
 """
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amrbench.api import AMRNet, AmrbenchError, Model, did_you_mean
+from amrbench.api import AmrbenchError, AMRNet, Model, did_you_mean
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import memory_layout
+from amrbench_plugins.models.layers import memory_layout
 
 
 class S2M(nn.Module):

@@ -21,11 +21,11 @@ plain normal with std sqrt(2 / fan_in) is used. ``dropout`` is a knob (0.5 as pu
 ``last_conv`` is the 80-map (2, 3) convolution, whose maps have height 1 (the layer the
 visualisation paper hooks for the same front end).
 
-Speed (version 2): the dropouts are ``amrbench.layers.FastDropout`` (nn.Dropout's
-distribution, masks drawn from random integers: ``bernoulli_`` on the 256 x 2 x (L + 4)
-maps was a third of the CPU training step) and the convolution weights are channels-last
-(oneDNN's NHWC kernels); 1.6x the training throughput of version 1 on one CPU thread.
-Version 1 (nn.Dropout, NCHW) drew other dropout masks, so its records are not reused.
+Version 2, for CPU training throughput (figures: docs/performance.md): the dropouts are
+``amrbench_plugins.models.layers.FastDropout`` (nn.Dropout's distribution, masks drawn
+from random integers: ``bernoulli_`` on the 256 x 2 x (L + 4) maps is costly on the CPU)
+and the convolution weights are channels-last (oneDNN's NHWC kernels). Version 1
+(nn.Dropout, NCHW) drew other dropout masks, so its records are not reused.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from torch import nn
 
 from amrbench.api import AMRNet, Model
 from amrbench.hookspecs import hookimpl
-from amrbench.layers import FastDropout
+from amrbench_plugins.models.layers import FastDropout
 
 
 class VTCNN2Net(AMRNet):
@@ -57,7 +57,7 @@ class VTCNN2Net(AMRNet):
             nn.init.kaiming_normal_(dense.weight, nonlinearity="relu")
             nn.init.zeros_(dense.bias)
         # channels-last convolution weights: oneDNN's NHWC kernels run the (2, 3)
-        # convolution about 1.7x faster on the CPU (values and initialisation unchanged)
+        # convolution faster on the CPU (values and initialisation unchanged)
         self.to(memory_format=torch.channels_last)
 
     def embed(self, x):

@@ -1,1 +1,0 @@
-"""Built-in amrbench compressors plugins (one file per plugin)."""

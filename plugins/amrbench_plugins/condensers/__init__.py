@@ -1,1 +1,0 @@
-"""Built-in amrbench condensers plugins (one file per plugin)."""

@@ -1,1 +1,0 @@
-"""Built-in amrbench explainers plugins (one file per plugin)."""

@@ -1,1 +1,0 @@
-"""Built-in amrbench protocols plugins (one file per plugin)."""

@@ -1,0 +1,1 @@
+"""The select family: its protocol, its plugins (one file each) and their shared machinery."""

@@ -1,1 +1,0 @@
-"""Built-in amrbench selectors plugins (one file per plugin)."""
