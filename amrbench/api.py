@@ -310,6 +310,9 @@ class Selector(Plugin):
 
     kind = "selector"
     needs: ClassVar[tuple] = ()
+    #: Keeps exactly ``Budget.per_class`` signals of each class (the select protocol's
+    #: default); a selector that spends the budget across classes sets it False.
+    class_balanced: ClassVar[bool] = True
 
     @abc.abstractmethod
     def select(self, ctx: "Context", train: SignalSet, budget: Budget) -> Selection:
