@@ -159,3 +159,23 @@ def test_the_evidence_estimate_agrees_with_the_suites_measured_arithmetic(capsys
     last = capsys.readouterr().out.strip().splitlines()[-1]
     hours = float(last.split("estimated ")[1].split(" CPU-hours")[0])
     assert 2.9 / 2 <= hours <= 2 * 2.9
+
+
+def test_gradnorms_cost_its_repeats_of_grands_epochs():
+    """GraNd's gradient norms come from ``repeats`` short trainings (the resource declares
+    it, ``scoring.gradnorms_training``): the estimate scales with repeats and epochs."""
+    suite = load_suite(resolve_suite_path("foqus_table1"), profile="quick", seeds=[0])
+    config = next(c["config"] for c in expand(suite) if c["config"]["method"]["name"] == "grand")
+    model = cost.CostModel([])
+    shape = model._shape(config)
+
+    def seconds(**params):
+        changed = copy.deepcopy(config)
+        changed["method"]["params"].update(params)
+        return model.artifact_seconds(changed, "gradnorms", shape)
+
+    assert seconds(repeats=4, epochs=3) == pytest.approx(2 * seconds(repeats=2, epochs=3))
+    assert seconds(repeats=2, epochs=9) > 2.5 * seconds(repeats=2, epochs=3)
+    dynamics = model.artifact_seconds(config, "dynamics", shape)  # one full scoring run
+    scoring_epochs = cost.full_data_epochs(config, model.registry)
+    assert seconds(repeats=1, epochs=scoring_epochs) == pytest.approx(dynamics * (scoring_epochs + 1 / 3) / scoring_epochs)

@@ -61,4 +61,5 @@ def register(registry) -> None:
     from amrbench_plugins.select import scoring
 
     registry.add_resource("dynamics", dynamics_config, compute_dynamics, words="scoring run")
-    registry.add_resource("gradnorms", scoring.gradnorms_config, scoring.compute_gradnorms, words="gradient norms")
+    registry.add_resource("gradnorms", scoring.gradnorms_config, scoring.compute_gradnorms, words="gradient norms",
+                          training=scoring.gradnorms_training)

@@ -77,6 +77,15 @@ def grand_plan(cell: dict) -> tuple[int, dict]:
     return repeats, validate_train_settings({**scoring, "epochs": epochs})
 
 
+def gradnorms_training(cell: dict, n_train: int, registry) -> tuple:
+    """For cost estimates: ``repeats`` full-data runs of the source model of GraNd's
+    epochs, each followed by one forward pass over the data for the gradient norms."""
+    from amrbench.cost import FORWARD_TO_TRAINING
+
+    repeats, settings = grand_plan(cell)
+    return "source", repeats * n_train * (int(settings["epochs"]) + 1 / FORWARD_TO_TRAINING)
+
+
 def gradnorms_config(ctx: Context) -> dict:
     cell = ctx.cell
     repeats, settings = grand_plan(cell)
