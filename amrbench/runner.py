@@ -186,7 +186,6 @@ def execute_artifact(cell: dict, kind: str, options: dict) -> Optional[str]:
 
 def prerequisites(cells: list, options: dict) -> list[tuple[dict, str]]:
     """The distinct shared artifacts the cells need, one representative cell each."""
-
     registry = default_registry()
     seen, out = set(), []
     for cell in cells:
