@@ -6,6 +6,7 @@ helper gives exactly the generator state the direct ``torch.manual_seed`` call g
 The local executor runs its real give-up logic on an in-process pool whose every task
 dies at once (as a ProcessPoolExecutor breaks when a worker is killed); the dask
 driver's outcome is built from stand-in futures, without a cluster."""
+import re
 import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -69,7 +70,7 @@ def options(tmp_path) -> dict:
 
 def assert_reads_like(record: dict, reference: dict, error_start: str) -> None:
     assert set(record) == set(reference)
-    assert record["status"] == "failed" and record["metrics"] is None and record["error"].startswith(error_start)
+    assert record["status"] == "failed" and record["metrics"] is None and re.match(error_start, record["error"])
     assert record["schema_version"] == SCHEMA_VERSION and record["device"] == "cpu"
     assert record["env"] == reference["env"] and record["env"]["threads"] == 1
 
@@ -87,9 +88,11 @@ def test_the_local_executors_given_up_cells_read_like_a_plugin_failure(registere
     executor = registered.create("executor", "local", {"retries": 0})
     records = {r["key"]: r for r in executor.run([cell("dies"), cell("needs", artifact=True)], options(tmp_path))}
     died, starved = records["key-dies"], records["key-needs"]
-    assert_reads_like(died, reference, "worker died 1 time(s) running this cell")
+    # the cell and the artifact start together (the cell needs none), so the first death is
+    # shared, proves nothing, and each reruns alone: the cell's second death gives it up
+    assert_reads_like(died, reference, r"worker died 2 time\(s\) running this cell")
     assert died["started_at"] is not None and died["wall_time_s"] >= 0
-    assert_reads_like(starved, reference, "worker died 1 time(s) computing the shared artifact 'probe-artifact'")
+    assert_reads_like(starved, reference, r"worker died 2 time\(s\) computing the shared artifact 'probe-artifact'")
     assert starved["pid"] is None and starved["traceback"] is None
 
 
@@ -112,12 +115,12 @@ def test_the_dask_drivers_failed_cells_read_like_a_plugin_failure(registered, tm
 
     reference = runner.execute_cell(cell("raised"), options(tmp_path))
     killed = dask._outcome(StandInFuture(distributed.KilledWorker("k", None, 1)), cell("killed"), options(tmp_path), 1)
-    assert_reads_like(killed, reference, "worker died: its worker process died 2 time(s)")
+    assert_reads_like(killed, reference, r"worker died: its worker process died 2 time\(s\)")
     try:
         raise RuntimeError("lost in transit")
     except RuntimeError as exc:
         raised = dask._outcome(StandInFuture(exc), cell("raised"), options(tmp_path), 1)
-    assert_reads_like(raised, reference, "RuntimeError: lost in transit")
+    assert_reads_like(raised, reference, r"RuntimeError: lost in transit")
     assert "lost in transit" in raised["traceback"]
 
 

@@ -356,3 +356,15 @@ def test_workers_die_with_their_driver(site, tmp_path, where):
     while any(map(_alive, spawned)) and time.time() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in spawned if _alive(pid)]
+
+
+@pytest.mark.slow
+def test_a_cell_runs_while_an_artifact_it_does_not_need_computes(site, tmp_path):
+    """Each cell is queued once its own artifacts are computed, not after every artifact:
+    the artifact 'slow' waits for the cell 'free' to finish, which only works (first
+    time, within the probe's wait) when 'free' may run beside it."""
+    cells = [probe(tmp_path, "needs-slow", artifact={"name": "slow", "act": "ok:done:free"}),
+             probe(tmp_path, "free", seed=1)]
+    records = run_pool(cells, tmp_path)
+    assert {name: r["status"] for name, r in records.items()} == {"needs-slow": "ok", "free": "ok"}
+    assert (runs(tmp_path, "slow"), runs(tmp_path, "free"), runs(tmp_path, "needs-slow")) == (1, 1, 1)

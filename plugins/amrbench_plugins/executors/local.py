@@ -1,7 +1,8 @@
 """Local executor: cells in this process (``--jobs 1``) or a process pool (``--jobs N``).
 
-Shared artifacts (e.g. the full-data scoring run) are computed first, each once, in
-parallel; then the cells, at most ``jobs`` in flight, yielded in completion order.
+Shared artifacts (e.g. the full-data scoring run) are queued first, each computed once,
+in parallel; each cell is queued as soon as the artifacts it needs are computed, at most
+``jobs`` tasks in flight, records yielded in completion order.
 Workers are spawned processes; a cell runs with ``--threads`` torch threads (default 1)
 in either mode, so its numbers do not depend on N (``runner.DEFAULT_THREADS``).
 
@@ -120,10 +121,13 @@ def _died(future) -> bool:
     return isinstance(future.exception(), BrokenProcessPool)
 
 
-def run_tasks(pool: RestartingPool, tasks: list, retries: int, on_submit=None):
+def run_tasks(pool: RestartingPool, tasks, retries: int, on_submit=None):
     """Run the tasks in the pool, yielding ``(task, future)`` as each finishes and
-    ``(task, None)`` for each given up after its worker died (``task.deaths`` times)."""
-    queue, running, empty_breaks = deque(tasks), {}, 0
+    ``(task, None)`` for each given up after its worker died (``task.deaths`` times).
+    ``tasks`` may be a deque the caller appends to between results (tasks that became
+    ready); it is then the queue itself."""
+    queue = tasks if isinstance(tasks, deque) else deque(tasks)
+    running, empty_breaks = {}, 0
     while queue or running:
         broken = _fill(pool, queue, running, on_submit)
         if not broken:
@@ -213,42 +217,63 @@ class LocalExecutor(Executor):
             yield runner.execute_cell(cell, options)
 
     def _pool(self, cells, options, notify, jobs):
+        """Every shared artifact first in the queue, each cell queued as soon as the
+        artifacts it needs are computed, so a cell's record is stored while other
+        artifacts still compute (a run stopped midway keeps more)."""
         from amrbench_plugins.executors.dask import _plan  # the artifacts and, per cell, those it needs
 
         options = {**options, "threads": runner.cell_threads(options)}
         retries = self.params["retries"]
         artifacts, needs = _plan(cells, options)
+        waiting = {i: (cell, set(needs[cell["key"]])) for i, cell in enumerate(cells)}
+        queue = deque(Task(runner.execute_artifact, (cell, kind, options), name=akey)
+                      for akey, (cell, kind) in artifacts.items())
+        queue.extend(self._ready(waiting, options))
         pool = RestartingPool(jobs)
         try:
-            doomed = self._artifacts(pool, artifacts, options, retries)
-            tasks = []
-            for cell in cells:
-                lost = [doomed[akey] for akey in needs[cell["key"]] if akey in doomed]
-                if lost:
-                    if notify:
-                        notify(cell)
-                    yield runner.failed_record(cell, options, lost[0])
-                else:
-                    tasks.append(Task(runner.execute_cell, (cell, options), name=cell))
-            started = (lambda task: notify(task.name)) if notify else None
-            for task, future in run_tasks(pool, tasks, retries, started):
-                yield _cell_record(task, future, options, retries)
+            for task, future in run_tasks(pool, queue, retries, lambda task: self._started(task, notify)):
+                if task.call is runner.execute_cell:
+                    yield _cell_record(task, future, options, retries)
+                    continue
+                lost = None if future is not None else died_message(
+                    task.deaths, retries, f"computing the shared artifact {task.name[0]!r} this cell needs")
+                progress.artifact_done(*task.args[:2], lost if future is None else _failure(future))
+                yield from self._settle(waiting, task.name, lost, options, notify)
+                queue.extend(self._ready(waiting, options))
         finally:
             pool.close()
 
     @staticmethod
-    def _artifacts(pool: RestartingPool, artifacts: dict, options: dict, retries: int) -> dict:
-        """Compute the shared artifacts; return {artifact key: why} for those whose
-        worker died too often (an artifact that raises is met again by its cells)."""
-        tasks = [Task(runner.execute_artifact, (cell, kind, options), name=akey)
-                 for akey, (cell, kind) in artifacts.items()]
-        doomed = {}
-        for task, future in run_tasks(pool, tasks, retries, lambda task: progress.artifact_started(*task.args[:2])):
-            if future is None:
-                doomed[task.name] = died_message(task.deaths, retries,
-                                                 f"computing the shared artifact {task.name[0]!r} this cell needs")
-            progress.artifact_done(*task.args[:2], doomed[task.name] if future is None else _failure(future))
-        return doomed
+    def _started(task: Task, notify) -> None:
+        if task.call is runner.execute_cell:
+            if notify:
+                notify(task.name)
+        else:
+            progress.artifact_started(*task.args[:2])
+
+    @staticmethod
+    def _ready(waiting: dict, options: dict) -> list:
+        """Tasks of the waiting cells whose artifacts are all computed (taken off ``waiting``)."""
+        ready = [key for key, (_, pending) in waiting.items() if not pending]
+        return [_cell_task(waiting.pop(key)[0], options) for key in ready]
+
+    @staticmethod
+    def _settle(waiting: dict, akey, lost: Optional[str], options: dict, notify):
+        """An artifact finished: drop it from its cells' pending sets; when its worker
+        died too often (``lost``), its cells fail without running (an artifact that
+        raised is met again by its cells, which record the error)."""
+        for key in [k for k, (_, pending) in waiting.items() if akey in pending]:
+            cell, pending = waiting[key]
+            pending.discard(akey)
+            if lost is not None:
+                del waiting[key]
+                if notify:
+                    notify(cell)
+                yield runner.failed_record(cell, options, lost)
+
+
+def _cell_task(cell: dict, options: dict) -> Task:
+    return Task(runner.execute_cell, (cell, options), name=cell)
 
 
 def _failure(future) -> Optional[str]:
