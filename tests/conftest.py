@@ -17,13 +17,7 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Every test starts with one intra-op thread, whatever a test before it set."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from amrbench.contracts.conftest import one_thread  # noqa: E402,F401 (autouse: every test starts on one thread)
 
 TINY_SUITE = """
 name: tiny

@@ -19,6 +19,7 @@ def contract_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    """Every test starts with one intra-op thread, whatever a test before it set."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
