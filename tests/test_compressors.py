@@ -268,3 +268,25 @@ def test_plots_from_records_pair_reset_on_and_off(tmp_path):
     files = plot_rate_curves(records, tmp_path) + plot_codebook_usage(records, tmp_path)
     assert {f.name for f in files} == {"accuracy_vs_bits.png", "nmse_vs_bits.png", "usage_with_toy.png",
                                        "usage_without_toy.png", "usage_reset_comparison.png"}
+
+
+def test_reconstruction_figures_draw_a_sampling_hqa_as_the_cell_seeded_it(write_suite, tmp_path):
+    """`compress-plot` reconstructions of a stochastic HQA are seeded from the cell,
+    whatever ran before in the process: the same figure every time."""
+    import numpy as np
+
+    from amrbench_plugins.compress.plots import reconstruct_examples
+
+    suite = SUITE.replace("codebook_size: 16}", "codebook_size: 16, code_selection: sample}")
+    suite = suite.replace("""  - {name: scalar, params: {bits: [2, 8]}, label: Scalar}
+  - {name: decimate, params: {factors: [4]}, label: Decimate}
+""", "").replace("hae_runs: 2", "hae_runs: 1")
+    out = tmp_path / "out"
+    assert main(["run", str(write_suite(suite)), "--results", str(out)]) == 0
+    (record,) = RecordStore(out / "records.jsonl").read()
+    torch.manual_seed(1)
+    _, first, _ = reconstruct_examples(record)
+    torch.manual_seed(2)
+    _, again, _ = reconstruct_examples(record)
+    assert first.keys() == again.keys() == {"L0", "L1", "L2"}
+    assert all(np.array_equal(first[k], again[k]) for k in first)

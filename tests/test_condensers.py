@@ -330,3 +330,29 @@ def test_a_diverging_condensation_fails_with_the_iteration_and_the_fix():
     ctx, train, _ = toy_context()
     with pytest.raises(AmrbenchError, match=r"condenser 'mdm': the matching loss diverged .* at iteration \d+; lower lr"):
         condenser("mdm", iterations=30, lr=1e12, batch_real=8).condense(ctx, train, 3)
+
+
+def _condensed_keys(suite_file: str, method: str, spc: int) -> dict:
+    """The condensed-set cache configuration of every cell of ``method`` at ``spc`` in the
+    shipped suite's evidence profile, seed 0, by source model."""
+    from pathlib import Path
+
+    from amrbench.runner import make_context
+    from amrbench.suite import expand, load_suite
+
+    suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / suite_file, profile="evidence", seeds=[0])
+    return {c["config"]["model"]["source"]: resources.artifact_config(make_context(c["config"], {}), "condensed")
+            for c in expand(suite) if c["config"]["method"]["name"] == method and c["config"]["budget"]["spc"] == spc}
+
+
+def test_a_condenser_naming_the_source_network_shares_its_condensed_set():
+    # MDM Table II's AlexNet row names `net: alexnet` on every evaluation architecture;
+    # Table I's MDM condenses on its AlexNet source: one condensation, one cached artifact
+    table1 = _condensed_keys("table1.yaml", "mdm", 50)["alexnet"]
+    table2 = _condensed_keys("table2.yaml", "mdm", 50)
+    assert len(table2) == 4 and all(config == table1 for config in table2.values())
+    # the network stays in the key: a VGG16 condensation is another artifact
+    ctx, _, _ = toy_context(source="alexnet")
+    ctx.cell.update(method={"name": "mdm", "params": condenser("mdm", net="vgg16").params},
+                    versions={"method": "v"})
+    assert resources.artifact_config(ctx, "condensed")["net"] == "vgg16"

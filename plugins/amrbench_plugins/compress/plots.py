@@ -272,7 +272,7 @@ def reconstruct_examples(record: dict, cache: Optional[str] = None, device: str 
     x = test.x[torch.as_tensor(picks)]
     recons = {}
     for level in compressor.levels():
-        torch.manual_seed(0)
+        ctx.seed_torch("reconstruct", str(level), 0)  # from the cell seed, as the protocol seeds its repeats
         with torch.no_grad():
             xhat = compressor.decode(compressor.encode(x.to(ctx.device), level), level)
         recons[str(compressor.level_label(level))] = torch.as_tensor(xhat).float().cpu().numpy()

@@ -63,7 +63,7 @@ def _condensed_config(ctx) -> dict:
     net = condenser.net_name(ctx)
     return {
         "dataset": cell["dataset"],
-        "method": cell["method"],
+        "method": _network_keyed_once(cell["method"]),
         "method_version": cell["versions"]["method"],
         "spc": cell["budget"]["spc"],
         "net": net,
@@ -71,6 +71,15 @@ def _condensed_config(ctx) -> dict:
         "seed": cell["seed"],
         "depends": {kind: resources.artifact_config(ctx, kind) for kind in condenser_needs(ctx.registry, cell["method"])},
     }
+
+
+def _network_keyed_once(method: dict) -> dict:
+    """The method as its condensed set is keyed: without its ``net`` parameter, whose
+    resolved network is the config's ``net``. ``net: source`` on an AlexNet-source cell
+    and ``net: alexnet`` on any cell are then one condensation (MDM Table II's AlexNet
+    row reuses Table I's SPC 50 sets)."""
+    params = {k: v for k, v in (method.get("params") or {}).items() if k != "net"}
+    return {**method, "params": params}
 
 
 def _compute_condensed(ctx) -> dict:
