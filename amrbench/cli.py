@@ -17,7 +17,7 @@ from amrbench.basics import KINDS, AmrbenchError
 DEFAULT_SUITE = "suites/quick.yaml"
 # the core's own subcommand modules (add_parser(subparsers)); plugin families add theirs
 # through the amrbench_add_commands hook of the amrbench.commands entry-point group
-CORE_COMMAND_MODULES = ("amrbench.data.commands", "amrbench.cache_commands", "amrbench.report")
+CORE_COMMAND_MODULES = ("amrbench.data.commands", "amrbench.cache_commands", "amrbench.report", "amrbench.agreement")
 COMMANDS_GROUP = "amrbench.commands"
 EXECUTOR_ALIASES = ("workers", "scheduler", "cluster", "retries")  # --workers N = --executor-param workers=N
 

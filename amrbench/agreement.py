@@ -1,0 +1,336 @@
+"""Does a cheaper profile rank the rows (methods) as the full one does?
+
+``amrbench agreement SUITE --profile A --against B`` compares two profiles' records of
+one suite, table column by table column (e.g. rate by rate): on every block both hold
+(every label but the table's rows and columns equal: dataset x model x seed), Kendall's
+τ-b (``scipy.stats.kendalltau``, ties handled) between the rows' values in A and in B.
+A τ alone says little with ten rows, so each is set against what reseeding does: the τ
+between the block's seed and each other seed A holds of the same dataset x model, on
+the same rows. The verdict of a column is ``kept`` when τ(A, B) is no lower than the
+mean of those seed τ (the cut moves the ranking no more than a new seed does), else
+``changed`` (docs/selectors.md, "The check of the cut").
+
+Values are the per-record metric (the table's, or ``--metric``), one per cell: the latest
+ok record of each key, as tables use. Rows that only one profile holds are dropped from
+that column's τ, with a note.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from amrbench.basics import AmrbenchError, did_you_mean
+
+# numpy, scipy and amrbench.tables (torch) load where used: `amrbench --help` builds this
+# command's parser and must not pay for them
+
+RULE = "kept when τ(A, B) ≥ the mean seed-baseline τ, else changed"
+KEPT, CHANGED, NO_TAU, NO_BASELINE = "kept", "changed", "no τ", "no baseline"
+
+
+# --------------------------------------------------------------------------- the numbers
+@dataclass
+class ColumnCheck:
+    """One block's one column: the rows compared, τ(A, B) with its p-value, and the seed
+    baseline (other seed of A -> τ between the block's seed and it, same rows)."""
+
+    block: tuple
+    column: str
+    rows: list
+    tau: float
+    p: float
+    seed_taus: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)  # profile -> the compared block's rows it lacks
+
+    @property
+    def baseline_mean(self) -> float:
+        finite = [t for t in self.seed_taus.values() if math.isfinite(t)]
+        return statistics.fmean(finite) if finite else math.nan
+
+    @property
+    def baseline_min(self) -> float:
+        finite = [t for t in self.seed_taus.values() if math.isfinite(t)]
+        return float(min(finite)) if finite else math.nan
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.tau, list(self.seed_taus.values()))
+
+
+@dataclass
+class Agreement:
+    """Every column check of two profiles, the axes behind them and what was left out."""
+
+    profile_a: str
+    profile_b: str
+    metric: str
+    rows_axis: str
+    cols_axis: str
+    block_axes: list
+    checks: list
+    notes: list
+
+
+def verdict(tau: float, seed_taus: list) -> str:
+    """``kept`` when ``tau`` is no lower than the mean of the finite ``seed_taus`` (up to
+    rounding), ``changed`` when lower; ``no τ`` / ``no baseline`` when either is missing."""
+    finite = [t for t in seed_taus if math.isfinite(t)]
+    if not math.isfinite(tau):
+        return NO_TAU
+    if not finite:
+        return NO_BASELINE
+    return KEPT if tau >= statistics.fmean(finite) - 1e-12 else CHANGED
+
+
+def kendall(a: dict, b: dict, rows: list) -> tuple:
+    """(τ-b, two-sided p) of the values ``a`` and ``b`` give ``rows``; NaN for fewer than
+    two rows or a constant side (no ranking to compare)."""
+    from scipy import stats as scipy_stats
+
+    if len(rows) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():  # a constant side: scipy warns and returns NaN, reported as "no τ"
+        warnings.simplefilter("ignore")
+        result = scipy_stats.kendalltau([a[r] for r in rows], [b[r] for r in rows])
+    return float(result.statistic), float(result.pvalue)
+
+
+def block_axes_of(layout: dict, metrics: list) -> list:
+    """The axes a block is made of: every label axis the table does not lay out as rows
+    or columns (``metric`` only when several metrics are compared)."""
+    from amrbench.tables import AXES, table_axes
+
+    rows_axis, cols_axis, _ = table_axes(layout)
+    return [a for a in AXES if a not in (rows_axis, cols_axis) and (a != "metric" or len(metrics) > 1)]
+
+
+def cell_values(frame, rows_axis: str, cols_axis: str, block_axes: list) -> dict:
+    """(block, column) -> {row: value}; a block is a tuple over ``block_axes`` (values of
+    one key are averaged: there is one per cell)."""
+    if not len(frame):
+        return {}
+    means = frame.groupby([*block_axes, cols_axis, rows_axis], sort=False)["value"].mean()
+    out: dict = {}
+    for (*block, column, row), value in means.items():
+        out.setdefault((tuple(plain(v) for v in block), plain(column)), {})[plain(row)] = float(value)
+    return out
+
+
+def plain(value):
+    """A pandas/numpy scalar as the Python value the labels hold (``np.int64(0)`` -> 0)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def in_order(names, order: list) -> list:
+    """``names`` in the suite's ``order`` (any others after, sorted)."""
+    names = set(names)
+    return [n for n in order if n in names] + sorted(names - set(order), key=str)
+
+
+def block_order(order: dict, axes: list):
+    """A sort key putting blocks in the suite's order of each axis (unknown labels last)."""
+    def key(block: tuple) -> tuple:
+        return tuple((order[a].index(v), "") if v in order[a] else (len(order[a]), str(v)) for a, v in zip(axes, block))
+    return key
+
+
+def other_seed_blocks(block: tuple, blocks, seed_at: Optional[int]) -> list:
+    """The blocks equal to ``block`` except at the seed position ``seed_at``."""
+    if seed_at is None:
+        return []
+    return sorted((b for b in blocks if b[seed_at] != block[seed_at]
+                   and all(x == y for i, (x, y) in enumerate(zip(b, block)) if i != seed_at)), key=repr)
+
+
+def seed_taus(values_a: dict, block: tuple, column: str, rows: list, seed_at: Optional[int]) -> dict:
+    """Other seed of A -> τ between ``block``'s values and that seed's in ``column``, on
+    the ``rows`` compared that the other seed also holds."""
+    here = values_a[(block, column)]
+    blocks = {b for b, c in values_a if c == column}
+    out = {}
+    for other in other_seed_blocks(block, blocks, seed_at):
+        there = values_a[(other, column)]
+        out[other[seed_at]] = kendall(here, there, [r for r in rows if r in there])[0]
+    return out
+
+
+def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional[str] = None) -> Agreement:
+    """Profile A's records against profile B's, laid out by A's table (``metric``
+    replaces the table's metric); an error when no block is in both."""
+    from amrbench.tables import axis_labels, metric_labels, metric_names, records_frame, table_axes
+
+    layout = suite_a.table
+    metrics, labels = ([metric], [metric]) if metric else (metric_names(layout), metric_labels(layout))
+    rows_axis, cols_axis, _ = table_axes(layout)
+    blocks_on = block_axes_of(layout, metrics)
+    values_a, values_b = (cell_values(records_frame(r, metrics, None, labels), rows_axis, cols_axis, blocks_on)
+                          for r in (records_a, records_b))
+    order = axis_labels(suite_a)
+    blocks_a, blocks_b = ({b for b, _ in values} for values in (values_a, values_b))
+    by_order = block_order(order, blocks_on)
+    common_blocks = blocks_a & blocks_b
+    if not common_blocks:
+        raise NoCommonBlock(blocks_on, sorted(blocks_a, key=by_order), sorted(blocks_b, key=by_order))
+    found = Agreement(suite_a.profile, suite_b.profile, ", ".join(labels), rows_axis, cols_axis, blocks_on, [], [])
+    for block in sorted(common_blocks, key=by_order):
+        _check_block(found, values_a, values_b, block, order)
+    return found
+
+
+def _check_block(found: Agreement, values_a: dict, values_b: dict, block: tuple, order: dict) -> None:
+    """Add ``block``'s column checks to ``found``, and a note per column or row that only
+    one profile holds."""
+    columns_a = {c for b, c in values_a if b == block}
+    columns_b = {c for b, c in values_b if b == block}
+    where = block_text(found.block_axes, block)
+    for column in in_order(columns_a ^ columns_b, order[found.cols_axis]):
+        lacking = found.profile_b if column in columns_a else found.profile_a
+        found.notes.append(f"{where}, {column}: not in profile {lacking}; column left out")
+    seed_at = found.block_axes.index("seed") if "seed" in found.block_axes else None
+    for column in in_order(columns_a & columns_b, order[found.cols_axis]):
+        check = _column_check(values_a, values_b, block, column, order[found.rows_axis], seed_at,
+                              (found.profile_a, found.profile_b))
+        found.checks.append(check)
+        found.notes += [f"{where}, {column}: dropped {', '.join(map(str, rows))} (not in profile {name})"
+                        for name, rows in check.dropped.items()]
+
+
+def _column_check(values_a, values_b, block, column, row_order, seed_at, names) -> ColumnCheck:
+    """One column of one block: τ(A, B) on the rows both hold, and the seed baseline."""
+    (name_a, name_b), a, b = names, values_a[(block, column)], values_b[(block, column)]
+    rows = in_order(a.keys() & b.keys(), row_order)
+    dropped = {name_a: in_order(set(b) - set(a), row_order), name_b: in_order(set(a) - set(b), row_order)}
+    tau, p = kendall(a, b, rows)
+    return ColumnCheck(block, column, rows, tau, p, seed_taus(values_a, block, column, rows, seed_at),
+                       {name: rows_ for name, rows_ in dropped.items() if rows_})
+
+
+class NoCommonBlock(AmrbenchError):
+    """No block in both profiles' records: the blocks each holds, for the message."""
+
+    def __init__(self, axes: list, blocks_a: list, blocks_b: list):
+        self.axes, self.blocks_a, self.blocks_b = axes, blocks_a, blocks_b
+        super().__init__(f"no block ({' x '.join(axes)}) in both profiles")
+
+
+# --------------------------------------------------------------------------- the text
+def block_text(axes: list, block: tuple) -> str:
+    """A block as ``RML2016.10a · CNN2D · seed 0``."""
+    return " · ".join(f"seed {v}" if a == "seed" else str(v) for a, v in zip(axes, block))
+
+
+def _number(value: float, fmt: str) -> str:
+    return format(value, fmt) if math.isfinite(value) else "–"
+
+
+def render(agreement: Agreement) -> str:
+    """The checks as a Markdown table, the notes and a one-line summary."""
+    from tabulate import tabulate
+
+    a, b = agreement.profile_a, agreement.profile_b
+    rows = [[block_text(agreement.block_axes, c.block), c.column, len(c.rows), _number(c.tau, ".3f"),
+             _number(c.p, ".3g"), _number(c.baseline_mean, ".3f"), _number(c.baseline_min, ".3f"),
+             ", ".join(str(s) for s in c.seed_taus) or "–", c.verdict] for c in agreement.checks]
+    headers = ["block", agreement.cols_axis, "n", f"τ({a}, {b})", "p", "seed τ mean", "seed τ min",
+               f"other seeds of {a}", "verdict"]
+    intro = (f"Kendall τ-b of the {agreement.rows_axis} rows' {agreement.metric} per {agreement.cols_axis}: "
+             f"profile {a} against {b} on each block both hold; seed baseline: τ between the block's seed "
+             f"and each other seed of {a} on the same rows. Verdict: {RULE}.")
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    notes = "".join(f"note: {n}\n" for n in agreement.notes)
+    return f"{intro}\n\n{table}\n\n{notes}{summary(agreement)}\n"
+
+
+def summary(agreement: Agreement) -> str:
+    """One line: how many columns kept the ranking, under the rule."""
+    verdicts = [c.verdict for c in agreement.checks]
+    blocks = len({c.block for c in agreement.checks})
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (CHANGED, NO_TAU, NO_BASELINE) if verdicts.count(v))
+    return (f"{agreement.profile_a} vs {agreement.profile_b}: {verdicts.count(KEPT)} of {len(verdicts)} columns kept"
+            f"{', ' + counts if counts else ''} on {blocks} block(s) ({RULE})")
+
+
+# --------------------------------------------------------------------------- the command
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``agreement SUITE --profile A --against B [--metric M] [--results-a DIR --results-b DIR]``."""
+    p = subparsers.add_parser("agreement", help="does profile A rank the rows (methods) like profile B? Kendall τ "
+                              "per table column on their common blocks, against the τ between seeds of A",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("suite", help="a suite YAML file, or a shipped suite by file name or name: (foqus_table1)")
+    p.add_argument("--profile", required=True, help="profile A, usually the cut one (e.g. evidence)")
+    p.add_argument("--against", required=True, help="profile B, usually the uncut one (e.g. evidence_uncut)")
+    p.add_argument("--metric", help="the record metric to rank by (default: the table's metric)")
+    p.add_argument("--results-a", help="profile A's results folder (default <root>/<suite name>-<A>)")
+    p.add_argument("--results-b", help="profile B's results folder (default <root>/<suite name>-<B>)")
+    p.set_defaults(handler=cmd_agreement)
+    return p
+
+
+def cmd_agreement(args, registry=None) -> int:
+    from amrbench.suite import resolve_suite_path
+
+    path = resolve_suite_path(args.suite)
+    if args.profile == args.against:
+        raise AmrbenchError(f"--profile and --against are both {args.profile!r}; name two profiles of {path}")
+    loaded = [profile_records(path, args.suite, option, name, folder, registry)
+              for option, name, folder in (("--profile", args.profile, args.results_a),
+                                           ("--against", args.against, args.results_b))]
+    (suite_a, records_a, folder_a), (suite_b, records_b, folder_b) = loaded
+    if args.metric:
+        check_metric(args.metric, records_a, folder_a)
+    try:
+        agreement = compare(suite_a, records_a, suite_b, records_b, args.metric)
+    except NoCommonBlock as exc:
+        raise AmrbenchError(no_common_block_message(exc, args.suite, args.against, folder_a, folder_b)) from None
+    print(render(agreement), end="")
+    return 0
+
+
+def profile_records(path: Path, suite_arg: str, option: str, profile: str, folder, registry) -> tuple:
+    """(suite, the stored records of its grid, results folder) of one profile, or a
+    one-line error naming the folder and the run that makes them."""
+    from amrbench.shipped import plain_yaml, suite_results_dir
+    from amrbench.store import RecordStore
+    from amrbench.suite import expand, load_suite, require_records
+
+    profiles = list((plain_yaml(path).get("profiles") or {}).keys())
+    if profile not in profiles:
+        raise AmrbenchError(f"{path}: {option} {profile!r} is not one of its profiles{did_you_mean(profile, profiles)}"
+                            f" (it has: {', '.join(map(str, profiles)) or 'none'}); `amrbench suites` lists them")
+    suite = load_suite(path, profile=profile, registry=registry)
+    folder = Path(folder) if folder else suite_results_dir(suite.name, profile)
+    store = RecordStore(folder / "records.jsonl")
+    if not store.path.exists():
+        results_option = "--results-a" if option == "--profile" else "--results-b"
+        raise AmrbenchError(f"{store.path}: no records of profile {profile!r}; run `amrbench run {suite_arg} "
+                            f"--profile {profile}` first (or pass its folder with {results_option})")
+    latest = store.latest()
+    keys = {c["key"] for c in expand(suite, registry)}
+    records = [r for k, r in latest.items() if k in keys]
+    require_records(suite, records, set(latest), store.path)
+    return suite, records, folder
+
+
+def check_metric(metric: str, records: list, folder) -> None:
+    """``--metric`` must be a numeric metric of some ok record."""
+    known = sorted({k for r in records if r.get("status") == "ok" for k, v in (r.get("metrics") or {}).items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if metric not in known:
+        raise AmrbenchError(f"{folder}: --metric {metric!r} is no number of its records{did_you_mean(metric, known)}; "
+                            f"they hold: {', '.join(known) or 'none'}")
+
+
+def _blocks_text(axes: list, blocks: list) -> str:
+    shown = "; ".join(block_text(axes, b) for b in blocks[:4]) + (" …" if len(blocks) > 4 else "")
+    return shown or "none with an ok value"
+
+
+def no_common_block_message(exc: NoCommonBlock, suite_arg: str, against: str, folder_a, folder_b) -> str:
+    return (f"{folder_a} and {folder_b}: no block ({' x '.join(exc.axes)}) in both (A has: "
+            f"{_blocks_text(exc.axes, exc.blocks_a)}; B has: {_blocks_text(exc.axes, exc.blocks_b)}); "
+            f"run `amrbench run {suite_arg} --profile {against}` on one of A's blocks")
