@@ -428,9 +428,19 @@ def profile_text(suite, records: list) -> str:
     name = f"profile `{suite.profile}`" if suite.profile else "default profile"
     smoke = " (smoke test: not a ranking)" if is_smoke(suite) else ""
     train = {**suite.train, **((suite.settings or {}).get("classifier") or {})}
-    seeds, epochs = len(suite.seeds), train.get("epochs", "?")
+    epochs = train.get("epochs", "?")
     return (f"Records of the {name}{smoke}: training set {_train_sizes(suite, records)}; "
-            f"{seeds} seed{'s' if seeds != 1 else ''}; {epochs} epoch{'s' if epochs != 1 else ''}.")
+            f"{_seeds_text(suite, records)}; {epochs} epoch{'s' if epochs != 1 else ''}.")
+
+
+def _seeds_text(suite, records: list) -> str:
+    """How many of the suite's seeds the records hold: a partly run profile says so."""
+    planned = len(suite.seeds)
+    held = len({r["labels"].get("seed") for r in records
+                if r.get("status") == "ok" and (r.get("labels") or {}).get("seed") in suite.seeds})
+    if held in (0, planned):
+        return f"{planned} seed{'s' if planned != 1 else ''}"
+    return f"{held} of {planned} seeds stored"
 
 
 def _train_sizes(suite, records: list) -> str:

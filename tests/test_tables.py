@@ -204,6 +204,8 @@ def test_profile_and_training_size_are_stated_and_quick_is_a_smoke_test(write_su
                                     "toy 153 signals; 2 seeds; 3 epochs.*")
     for fmt in ("latex", "csv", "html"):
         assert "profile `quick` (smoke test: not a ranking): training set toy 153 signals" in render(suite, records, fmt)
+    first_seed = [r for r in records if r["labels"]["seed"] == suite.seeds[0]]
+    assert "toy 153 signals; 1 of 2 seeds stored; 3 epochs.*" in render(suite, first_seed, "markdown")
     default = load_suite(suite.path)
     assert "Records of the default profile: training set toy (size not recorded; toy: length=64" in \
         render(default, fixed_records(default), "markdown")
