@@ -232,7 +232,7 @@ def cmd_run(args) -> int:
         done = store.done_keys()
         todo = [c for c in cells if c["key"] not in done]
         runner.note_changed_data(todo, store.latest().values(), store.path)
-        print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent), args.jobs))
+        print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent, cache=args.cache), args.jobs))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
     from amrbench.suite import expand
@@ -269,11 +269,13 @@ def _enable_reporters(args) -> None:
         enable_reporters(default_registry(), names, {"tracking_uri": args.tracking_uri})
 
 
-def _estimate(todo: list, *extra_roots):
-    """The cost estimate of the cells still to run (``amrbench.cost``)."""
+def _estimate(todo: list, *extra_roots, cache=None):
+    """The cost estimate of the cells still to run (``amrbench.cost``); the shared
+    artifacts already in the artifact cache (``--cache``) cost nothing."""
     from amrbench import cost
+    from amrbench.store import ArtifactCache
 
-    return cost.default_model(extra_roots).estimate(todo)
+    return cost.default_model(extra_roots).estimate(todo, cached=ArtifactCache(cache).stored_ids())
 
 
 def _confirm_cost(suite, args, out_dir) -> None:
@@ -288,7 +290,8 @@ def _confirm_cost(suite, args, out_dir) -> None:
     done = {k for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else set()
     todo = [c for c in expand(suite) if c["key"] not in done]
     if todo:
-        cost.confirm_cost(_estimate(todo, out_dir.parent), args.jobs, args.executor, args.yes, suite.name)
+        cost.confirm_cost(_estimate(todo, out_dir.parent, cache=args.cache), args.jobs, args.executor, args.yes,
+                          suite.name)
 
 
 def _ignore_file_size_signal() -> None:

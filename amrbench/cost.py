@@ -69,6 +69,7 @@ class Estimate:
     artifacts: int = 0
     artifacts_s: float = 0.0
     stored: int = 0  # cells costed by a stored record of the same key
+    cached: int = 0  # shared artifacts already in the artifact cache (cost nothing)
     longest_cell_s: float = 0.0
     longest_artifact_s: float = 0.0
     unknown: list = field(default_factory=list)  # dataset labels whose size is unknown before loading
@@ -86,6 +87,8 @@ class Estimate:
     def summary(self, jobs: int) -> str:
         text = (f"estimated {format_hours(self.cpu_hours)} CPU-hours for {self.cells} cell(s) and {self.artifacts} "
                 f"shared artifact(s), about {format_duration(self.wall_s(jobs))} wall with --jobs {jobs}")
+        if self.cached:
+            text += f"; {self.cached} more shared artifact(s) already in the artifact cache, not counted"
         if self.unknown:
             text += f" (not counting datasets of unknown size: {', '.join(self.unknown)})"
         return text
@@ -470,10 +473,11 @@ class CostModel:
             per_flop = self.rate(work.net, shape) / (FORWARD_TO_TRAINING * flops)
         return per_flop * flops * work.total()
 
-    def estimate(self, cells: list, skip_artifacts: Iterable = ()) -> Estimate:
-        """The cost of running ``cells`` (expanded grid cells) from scratch, artifacts
-        included unless their id is in ``skip_artifacts``."""
-        out, seen = Estimate(), set(skip_artifacts)
+    def estimate(self, cells: list, skip_artifacts: Iterable = (), cached: Iterable = ()) -> Estimate:
+        """The cost of running ``cells`` (expanded grid cells), artifacts included unless
+        their id is in ``skip_artifacts`` or ``cached`` (``ArtifactCache.stored_ids``:
+        a resumed run reads those, and the estimate counts them apart)."""
+        out, seen, cached = Estimate(), set(skip_artifacts), set(cached)
         for cell in cells:
             config = cell["config"]
             shape = self._shape(config)
@@ -491,6 +495,9 @@ class CostModel:
                 if ident in seen:
                     continue
                 seen.add(ident)
+                if ident in cached:
+                    out.cached += 1
+                    continue
                 seconds = self.artifact_seconds(config, kind, shape)
                 out.artifacts += 1
                 out.artifacts_s += seconds

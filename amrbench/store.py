@@ -565,6 +565,12 @@ class ArtifactCache:
                 continue  # removed meanwhile, or not ours to remove
         return removed
 
+    def stored_ids(self) -> set:
+        """``kind:hash`` of every artifact stored here (the ids ``amrbench.cost`` uses)."""
+        if not self.root.is_dir():
+            return set()
+        return {f"{path.parent.name}:{path.stem}" for path in self.root.glob("*/*.pt")}
+
     def computations(self, kind: str) -> int:
         """How many times artifacts of this kind were computed (for tests and reports)."""
         folder = self.root / kind

@@ -13,6 +13,7 @@ from amrbench import cost
 from amrbench.api import AmrbenchError
 from amrbench.cli import main
 from amrbench.runner import RunOptions, results_dir
+from tests.conftest import TINY_SUITE
 from amrbench.store import RecordStore, read_suite_meta
 from amrbench.suite import expand, load_suite, resolve_suite_path
 
@@ -282,3 +283,19 @@ def test_the_estimate_is_within_a_factor_2_for_every_committed_run():
     assert len(pairs) >= 10
     ratios = {name: e / m for name, (e, m) in pairs.items() if m > 0}
     assert all(0.5 <= r <= 2 for r in ratios.values()), ratios
+
+
+def test_dry_run_counts_artifacts_already_cached_apart(write_suite, tmp_path, capsys):
+    # herding reads the scoring run, a shared artifact: once computed, a resumed or
+    # sibling run reads it from the cache, and the estimate says so instead of charging it
+    path = write_suite(TINY_SUITE.replace("methods: [uniform, herding]", "methods: [herding]")
+                       .replace("rates: [0.25, 0.5]", "rates: [0.25]"))
+    assert main(["run", str(path), "--dry-run", "--results", str(tmp_path / "a")]) == 0
+    before = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "and 2 shared artifact(s)" in before and "artifact cache" not in before
+    assert main(["run", str(path), "--results", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main(["run", str(path), "--dry-run", "--results", str(tmp_path / "b")]) == 0
+    after = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "and 0 shared artifact(s)" in after
+    assert after.endswith("2 more shared artifact(s) already in the artifact cache, not counted")
