@@ -368,3 +368,18 @@ def test_a_cell_runs_while_an_artifact_it_does_not_need_computes(site, tmp_path)
     records = run_pool(cells, tmp_path)
     assert {name: r["status"] for name, r in records.items()} == {"needs-slow": "ok", "free": "ok"}
     assert (runs(tmp_path, "slow"), runs(tmp_path, "free"), runs(tmp_path, "needs-slow")) == (1, 1, 1)
+
+
+def test_one_job_runs_each_cell_once_its_own_artifacts_are_computed(site, tmp_path):
+    """In-process (--jobs 1): the artifact 'b' waits for the record of the cell that
+    needs only 'a', so it computes only when that cell ran before it."""
+    from amrbench.registry import default_registry
+
+    cells = [probe(tmp_path, "needs-a", artifact={"name": "a", "act": "ok"}),
+             probe(tmp_path, "needs-b", seed=1, artifact={"name": "b", "act": "ok:done:needs-a"}),
+             probe(tmp_path, "free", seed=2)]
+    executor = default_registry().create("executor", "local", {})
+    order = [r["key"][len("key-"):] for r in executor.run(cells, {"jobs": 1, "device": "cpu",
+                                                                  "cache": str(tmp_path / "artifacts")})]
+    assert order == ["free", "needs-a", "needs-b"]
+    assert (runs(tmp_path, "a"), runs(tmp_path, "b")) == (1, 1)

@@ -1,7 +1,8 @@
 """Local executor: cells in this process (``--jobs 1``) or a process pool (``--jobs N``).
 
 Shared artifacts (e.g. the full-data scoring run) are queued first, each computed once,
-in parallel; each cell is queued as soon as the artifacts it needs are computed, at most
+in parallel; each cell is queued as soon as the artifacts it needs are computed (with
+``--jobs 1`` too: each artifact in turn, then the cells it completes), at most
 ``jobs`` tasks in flight, records yielded in completion order.
 Workers are spawned processes; a cell runs with ``--threads`` torch threads (default 1)
 in either mode, so its numbers do not depend on N (``runner.DEFAULT_THREADS``).
@@ -208,13 +209,27 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _serial(cells, options, notify):
-        for cell, kind in runner.prerequisites(cells, options):
+        """The shared artifacts one after the other, each followed by the cells it was the
+        last one missing for, so a run stopped midway keeps their records."""
+        from amrbench_plugins.executors.dask import _plan  # the artifacts and, per cell, those it needs
+
+        artifacts, needs = _plan(cells, options)
+        pending = {i: set(needs[cell["key"]]) for i, cell in enumerate(cells)}
+
+        def ready_cells():
+            for i in [i for i, missing in pending.items() if not missing]:
+                del pending[i]
+                if notify:
+                    notify(cells[i])
+                yield runner.execute_cell(cells[i], options)
+
+        yield from ready_cells()
+        for akey, (cell, kind) in artifacts.items():
             progress.artifact_started(cell, kind)
             progress.artifact_done(cell, kind, runner.execute_artifact(cell, kind, options))
-        for cell in cells:
-            if notify:
-                notify(cell)
-            yield runner.execute_cell(cell, options)
+            for missing in pending.values():
+                missing.discard(akey)
+            yield from ready_cells()
 
     def _pool(self, cells, options, notify, jobs):
         """Every shared artifact first in the queue, each cell queued as soon as the
