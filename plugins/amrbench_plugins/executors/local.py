@@ -214,22 +214,21 @@ class LocalExecutor(Executor):
         from amrbench_plugins.executors.dask import _plan  # the artifacts and, per cell, those it needs
 
         artifacts, needs = _plan(cells, options)
-        pending = {i: set(needs[cell["key"]]) for i, cell in enumerate(cells)}
+        waiting = {i: (cell, set(needs[cell["key"]])) for i, cell in enumerate(cells)}
 
-        def ready_cells():
-            for i in [i for i, missing in pending.items() if not missing]:
-                del pending[i]
+        def run_ready():
+            for ready in LocalExecutor._ready_cells(waiting):
                 if notify:
-                    notify(cells[i])
-                yield runner.execute_cell(cells[i], options)
+                    notify(ready)
+                yield runner.execute_cell(ready, options)
 
-        yield from ready_cells()
+        yield from run_ready()
         for akey, (cell, kind) in artifacts.items():
             progress.artifact_started(cell, kind)
             progress.artifact_done(cell, kind, runner.execute_artifact(cell, kind, options))
-            for missing in pending.values():
-                missing.discard(akey)
-            yield from ready_cells()
+            for _, pending in waiting.values():
+                pending.discard(akey)
+            yield from run_ready()
 
     def _pool(self, cells, options, notify, jobs):
         """Every shared artifact first in the queue, each cell queued as soon as the
@@ -243,7 +242,7 @@ class LocalExecutor(Executor):
         waiting = {i: (cell, set(needs[cell["key"]])) for i, cell in enumerate(cells)}
         queue = deque(Task(runner.execute_artifact, (cell, kind, options), name=akey)
                       for akey, (cell, kind) in artifacts.items())
-        queue.extend(self._ready(waiting, options))
+        queue.extend(_cell_task(cell, options) for cell in self._ready_cells(waiting))
         pool = RestartingPool(jobs)
         try:
             for task, future in run_tasks(pool, queue, retries, lambda task: self._started(task, notify)):
@@ -254,7 +253,7 @@ class LocalExecutor(Executor):
                     task.deaths, retries, f"computing the shared artifact {task.name[0]!r} this cell needs")
                 progress.artifact_done(*task.args[:2], lost if future is None else _failure(future))
                 yield from self._settle(waiting, task.name, lost, options, notify)
-                queue.extend(self._ready(waiting, options))
+                queue.extend(_cell_task(cell, options) for cell in self._ready_cells(waiting))
         finally:
             pool.close()
 
@@ -267,10 +266,10 @@ class LocalExecutor(Executor):
             progress.artifact_started(*task.args[:2])
 
     @staticmethod
-    def _ready(waiting: dict, options: dict) -> list:
-        """Tasks of the waiting cells whose artifacts are all computed (taken off ``waiting``)."""
+    def _ready_cells(waiting: dict) -> list:
+        """The waiting cells whose artifacts are all computed (taken off ``waiting``)."""
         ready = [key for key, (_, pending) in waiting.items() if not pending]
-        return [_cell_task(waiting.pop(key)[0], options) for key in ready]
+        return [waiting.pop(key)[0] for key in ready]
 
     @staticmethod
     def _settle(waiting: dict, akey, lost: Optional[str], options: dict, notify):
