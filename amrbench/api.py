@@ -15,6 +15,7 @@ import abc
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from amrbench.basics import KINDS, AmrbenchError, did_you_mean  # noqa: F401 (re-exported: plugins import them here)
+from amrbench.basics import KINDS, AmrbenchError, cpu_metric, did_you_mean  # noqa: F401 (re-exported: plugins import them here)
 
 
 # --------------------------------------------------------------------------- data types
@@ -324,7 +325,7 @@ class Condenser(Plugin):
     """Dataset condensation: a small synthetic set of ``spc`` signals per class.
 
     After ``condense`` a condenser may leave what it measured on itself (``history``,
-    ``lr``, ``seconds``, ``convergence``, ``details``); the protocol stores each in the
+    ``lr``, ``seconds``, ``cpu_seconds``, ``convergence``, ``details``); the protocol stores each in the
     condensed artifact, and the defaults below stand for "not measured"."""
 
     kind = "condenser"
@@ -338,6 +339,8 @@ class Condenser(Plugin):
     lr: Optional[float] = None
     #: Seconds the last ``condense`` spent iterating (None: the protocol's own wall time).
     seconds: Optional[float] = None
+    #: CPU seconds of the same iterations (``Stopwatch.cpu_seconds``; None: not measured).
+    cpu_seconds: Optional[float] = None
     #: Convergence summary of the last ``condense`` (None: not measured).
     convergence: Optional[dict] = None
     #: Method-specific figures of the last ``condense``, stored with the condensed set (None: none).
@@ -558,6 +561,41 @@ def seed_torch(seed: int, *tags) -> None:
     """Seed torch's global generator with ``derive_seed(seed, *tags)``: a network built
     next gets the same weights in every run, whatever ran before it in the process."""
     torch.manual_seed(derive_seed(seed, *tags))
+
+
+class Stopwatch:
+    """Wall and CPU seconds of a block: ``with Stopwatch() as watch: ...``, then
+    ``watch.seconds`` and ``watch.cpu_seconds`` (this process's CPU time over all its
+    threads). Records keep both: the wall time is what a user waited, the CPU time is
+    what the cost model fits, since it does not grow when other work shares the cores."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def __enter__(self) -> "Stopwatch":
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
+        return False
+
+    def timings(self, name: str, digits: int = 3) -> dict:
+        """``{name: wall seconds, cpu_<name>: CPU seconds}``, rounded."""
+        return {name: round(self.seconds, digits), cpu_metric(name): round(self.cpu_seconds, digits)}
+
+
+def copy_timings(source: dict, **fields) -> dict:
+    """``metric=field``: a timing stored in an artifact or a result and its CPU twin
+    (``cpu_<field>``), as a record's metrics; a twin the source lacks (an artifact stored
+    before CPU times were kept) is left out, and the cost model then fits the wall time."""
+    out = {}
+    for metric, field in fields.items():
+        for name, key in ((metric, field), (cpu_metric(metric), cpu_metric(field))):
+            if isinstance(source.get(key), (int, float)):
+                out[name] = round(float(source[key]), 6)
+    return out
 
 
 def finite_or_none(value):

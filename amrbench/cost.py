@@ -8,7 +8,7 @@ The model is fitted on stored records' timings (every ``<results>/*/records.json
   ``classifier_train_time_s``);
 - a cell costs ``k × rate(target) × signals × epochs``, where ``signals`` is the cell's
   training budget (rate × training split, spc × classes, or the whole split) and ``k``
-  is fitted per (protocol, method) from stored wall times (it absorbs selection,
+  is fitted per (protocol, method) from stored cell times (it absorbs selection,
   evaluation and explanation work), falling back to the protocol's, then to 1;
 - a shared training artifact (the scoring run of coreset selection, a fitted compressor,
   a classifier, the whole-dataset models of condensation) costs ``k × rate(model) ×
@@ -31,7 +31,12 @@ and ``cell_work``, each shared resource's ``time_metric``, ``subject`` and ``tra
 A model or signal length with no stored training time gets an analytic rate: its
 forward FLOPs per signal × seconds per FLOP fitted on the stored rates, or, with no
 records at all, a measured matrix-multiply rate of this machine times an efficiency.
-A cell whose key is stored anywhere costs its stored wall time.
+A cell whose key is stored anywhere costs its stored time.
+
+Every timing is read as CPU time where the record has it (``cpu_time_s`` beside a
+cell's ``wall_time_s``, ``cpu_<metric>`` beside each timing metric, taken with
+``amrbench.api.Stopwatch``), else as wall time: a run that shared the machine with other
+work has longer wall times, not longer CPU times, and would otherwise inflate the fit.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from amrbench.api import AmrbenchError, Context
+from amrbench.basics import stored_timing
 from amrbench.cache import stable_hash
 
 CONFIRM_CPU_HOURS = 24.0
@@ -264,8 +270,9 @@ class CostModel:
               and isinstance(r.get("metrics"), dict)]
         self.stored = {}
         for record in ok:
-            if isinstance(record.get("wall_time_s"), (int, float)):
-                self.stored.setdefault(record["key"], record["wall_time_s"])
+            seconds = stored_timing(record, "wall_time_s", "cpu_time_s")
+            if seconds is not None:
+                self.stored.setdefault(record["key"], seconds)
         self.records = [r for r in ok if self._shape(r["config"]) is not None]
         self.rates = self._fit_rates()
         self.cell_factors = self._fit_cell_factors()
@@ -300,7 +307,8 @@ class CostModel:
         """(model, length, signal-epochs, seconds) of the training a record timed."""
         config, metrics = record["config"], record["metrics"]
         spec = self._protocol_class(config).training_time
-        if spec is None or not isinstance(metrics.get(spec[0]), (int, float)):
+        seconds = stored_timing(metrics, spec[0]) if spec is not None else None
+        if seconds is None:
             return None
         shape = self._shape(config)
         if spec[2] is not None:
@@ -309,7 +317,7 @@ class CostModel:
                 if isinstance(signals, int) else None
         else:
             work = shape.n_train * full_data_epochs(config, self.registry)
-        return (config["protocol"], config["model"][spec[1]], shape.length, work, float(metrics[spec[0]])) \
+        return (config["protocol"], config["model"][spec[1]], shape.length, work, seconds) \
             if work else None
 
     def _fit_rates(self) -> dict:
@@ -347,13 +355,13 @@ class CostModel:
     def _fit_cell_factors(self) -> dict:
         pairs = defaultdict(list)
         for record in self.records:
-            config = record["config"]
-            if not isinstance(record.get("wall_time_s"), (int, float)):
+            config, seconds = record["config"], stored_timing(record, "wall_time_s", "cpu_time_s")
+            if seconds is None:
                 continue
             shape = self._shape(config)
             base = self.rate(config["model"]["target"], shape, config["protocol"]) * self._cell_work(config, shape)
             for key in ((config["protocol"], config["method"]["name"]), (config["protocol"],)):
-                pairs[key].append((base, record["wall_time_s"]))
+                pairs[key].append((base, seconds))
         return {key: _ratio(p) for key, p in pairs.items() if _ratio(p) is not None}
 
     def _fit_artifact_factors(self) -> dict:
@@ -362,8 +370,8 @@ class CostModel:
             config, metrics = record["config"], record["metrics"]
             shape = self._shape(config)
             for kind, resource in self.registry.resources.items():
-                seconds = metrics.get(resource.time_metric) if resource.time_metric else None
-                if not isinstance(seconds, (int, float)) or kind not in self._needs(config) or \
+                seconds = stored_timing(metrics, resource.time_metric) if resource.time_metric else None
+                if seconds is None or kind not in self._needs(config) or \
                         self._method_work(config, kind, shape) is not None:
                     continue
                 base = self._training_seconds(config, kind, shape)
@@ -379,8 +387,8 @@ class CostModel:
         each condensed set counted once."""
         pairs = defaultdict(dict)
         for record in self.records:
-            config, seconds = record["config"], record["metrics"].get("seconds_per_iteration")
-            if not isinstance(seconds, (int, float)):
+            config, seconds = record["config"], stored_timing(record["metrics"], "seconds_per_iteration")
+            if seconds is None:
                 continue
             shape = self._shape(config)
             for kind in self._needs(config):
@@ -526,7 +534,7 @@ def confirm_cost(estimate: Estimate, jobs: int, executor: str, yes: bool, suite_
 # --------------------------------------------------------------------------- listing
 def suite_costs(model: Optional[CostModel] = None) -> list:
     """One row per shipped suite and profile: name, file, profile, cells, CPU-hours and
-    how the figure was got (measured: every cell has a stored wall time; the shared
+    how the figure was got (measured: every cell has a stored time; the shared
     artifacts, whose time records do not all carry, are estimated either way)."""
     from amrbench.suite import expand, load_suite, shipped_suites
 

@@ -132,7 +132,7 @@ def make_context(config: dict, options: dict) -> Context:
 def execute_cell(cell: dict, options: dict) -> dict:
     """Run one cell and return its record (never raises for a plugin's error)."""
     config = cell["config"]
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     head = record_head(cell, options, started=start, pid=os.getpid())
     try:
         ctx = make_context(config, options)
@@ -142,6 +142,7 @@ def execute_cell(cell: dict, options: dict) -> dict:
     except Exception as exc:
         record = failed_record(cell, options, error_line(exc), traceback.format_exc(), started=start, pid=os.getpid())
     record["wall_time_s"] = round(time.time() - start, 3)
+    record["cpu_time_s"] = round(time.process_time() - cpu_start, 3)
     return record
 
 
@@ -157,15 +158,15 @@ def record_head(cell: dict, options: dict, started: Optional[float] = None, pid:
 
 def failed_record(cell: dict, options: dict, error: str, traceback: Optional[str] = None, *,
                   started: Optional[float] = None, pid: Optional[int] = None,
-                  wall_time_s: Optional[float] = None) -> dict:
+                  wall_time_s: Optional[float] = None, cpu_time_s: Optional[float] = None) -> dict:
     """The record of a cell that did not finish, with the fields of a finished one plus
     ``traceback`` (``metrics`` None): the one builder of a failure, used when a plugin
     raised and by every executor on the driver when a cell's worker died or its shared
     artifact could not be computed, so every failure reads the same in the store.
-    ``traceback``, ``started``, ``pid`` and ``wall_time_s`` are None unless the caller
-    knows them."""
+    ``traceback``, ``started``, ``pid``, ``wall_time_s`` and ``cpu_time_s`` are None unless
+    the caller knows them."""
     return {**record_head(cell, options, started, pid), "status": "failed", "metrics": None, "error": error,
-            "traceback": traceback, "wall_time_s": wall_time_s}
+            "traceback": traceback, "wall_time_s": wall_time_s, "cpu_time_s": cpu_time_s}
 
 
 def error_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 ``amrbench suites`` must answer in well under two seconds, so this module reads the
 suite files as plain YAML (no validation, no plugins) and the committed records as JSON
 lines: per shipped suite its ``name:``, file, profiles, each profile's results folder,
-and the CPU time its stored records took (the sum of their ``wall_time_s``) per profile
+and the CPU time its stored records took (the sum of their ``cpu_time_s``, else
+``wall_time_s``) per profile
 that made them (the results folders' ``suite.json``). Estimates for grids not yet run
 need the cost model (``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the
 plugins.
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 import yaml
+
+from amrbench.basics import stored_timing
 
 RESULTS_ENV = "AMRBENCH_RESULTS"
 def shipped_suites_dir() -> Optional[Path]:
@@ -104,11 +107,13 @@ def _time_metrics(meta: dict) -> set:
 
 
 def _cpu_seconds(records, time_metrics: set) -> float:
-    """The cells' wall times and each shared artifact's time once (records sharing an
-    artifact carry the same value of its metric)."""
+    """The cells' times and each shared artifact's time once (records sharing an artifact
+    carry the same value of its metric), each the CPU time where the record has it
+    (``cpu_time_s``, ``cpu_<metric>``), else the wall time."""
     artifacts = {(metric, value) for record in records for metric in time_metrics
-                 if isinstance(value := (record.get("metrics") or {}).get(metric), (int, float))}
-    return sum(float(r.get("wall_time_s") or 0.0) for r in records) + sum(value for _, value in artifacts)
+                 if isinstance(value := stored_timing(record.get("metrics") or {}, metric), (int, float))}
+    return sum(stored_timing(r, "wall_time_s", "cpu_time_s") or 0.0 for r in records) + sum(v for _, v in artifacts)
+
 
 
 def _ok_records(path: Path):

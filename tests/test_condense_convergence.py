@@ -74,7 +74,9 @@ def test_the_record_holds_the_hand_made_figures():
     ctx, _, _ = toy_context(source="alexnet")
     ctx.cell["method"] = {"name": "scripted", "params": {"iterations": 40, "lr": 0.0}}
     ctx = Context(seed=0, device=ctx.device, cell=ctx.cell, cache=ArtifactCache(), registry=registry, resolver=resources.get)
-    metrics = convergence_metrics(_compute_condensed(ctx))
+    artifact = _compute_condensed(ctx)
+    metrics = convergence_metrics(artifact)
+    assert artifact["seconds_per_iteration"] > 0 and 0 < artifact["cpu_seconds_per_iteration"] < 1
     assert metrics["condense_iterations"] == 40 and metrics["loss_window"] == 2
     assert metrics["first_loss"] == 7.0 and metrics["final_loss"] == 2.0
     assert metrics["loss_drop"] == pytest.approx(1 - 2 / 7)

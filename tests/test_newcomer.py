@@ -238,6 +238,43 @@ def test_a_stored_cell_costs_its_stored_time():
     assert estimate.cells_s == 123.0 and estimate.stored == 1
 
 
+def test_a_stored_cell_costs_its_cpu_time_where_the_record_has_it():
+    """A cell that waited for the cores (wall 300 s, CPU 100 s) costs its CPU time, and
+    the per-method factor is fitted on CPU time too."""
+    cells = expand(load_suite(resolve_suite_path("quick")))
+    loaded = [{"key": c["key"], "status": "ok", "config": c["config"], "metrics": {}, "wall_time_s": 300.0,
+               "cpu_time_s": 100.0} for c in cells[:2]]
+    model = cost.CostModel(loaded)
+    assert model.estimate(cells[:1]).cells_s == 100.0
+    wall_only = cost.CostModel([{k: v for k, v in r.items() if k != "cpu_time_s"} for r in loaded])
+    unstored = [{**c, "key": "other-" + c["key"]} for c in cells[:2]]
+    assert wall_only.estimate(unstored).cells_s == pytest.approx(3 * model.estimate(unstored).cells_s)
+
+
+def test_a_cells_record_keeps_its_cpu_time_beside_its_wall_time(tmp_path):
+    from amrbench.runner import execute_cell
+
+    cell = expand(load_suite(resolve_suite_path("quick")))[0]
+    record = execute_cell(cell, {"cache": str(tmp_path / "cache")})
+    assert record["status"] == "ok", record["error"]
+    assert 0 < record["cpu_time_s"] <= 1.5 * record["wall_time_s"] + 0.1
+    assert record["metrics"]["cpu_train_time_s"] > 0
+
+
+def test_a_stopwatch_counts_cpu_time_apart_from_waiting():
+    import time
+
+    from amrbench.api import Stopwatch
+
+    with Stopwatch() as waiting:
+        time.sleep(0.3)
+    with Stopwatch() as working:
+        sum(i * i for i in range(300_000))
+    assert waiting.seconds >= 0.3 and waiting.cpu_seconds < 0.1
+    assert working.cpu_seconds > 0 and working.timings("x_s") == {"x_s": round(working.seconds, 3),
+                                                                   "cpu_x_s": round(working.cpu_seconds, 3)}
+
+
 def _leave_one_out(folder: Path) -> tuple:
     """(estimated, measured) seconds of a committed quick run's stored cells, the model
     fitted on every other results folder's records."""

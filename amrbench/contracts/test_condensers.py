@@ -45,14 +45,16 @@ def _is_number(value) -> bool:
 
 def check_reports(cls, params=None) -> None:
     """``history`` None or finite numbers; ``lr`` None or a finite number; ``seconds``
-    None or >= 0; ``convergence`` and ``details`` None or dicts."""
+    and ``cpu_seconds`` None or >= 0; ``convergence`` and ``details`` None or dicts."""
     condenser, _, _ = condensed(cls, params)
     history = condenser.history
     assert history is None or (isinstance(history, (list, tuple)) and all(_is_number(v) for v in history)), (
         f"{cls.name}: history must be None or a list of finite numbers, got {str(history)[:80]}")
     assert condenser.lr is None or _is_number(condenser.lr), f"{cls.name}: lr must be None or a number"
-    assert condenser.seconds is None or (_is_number(condenser.seconds) and condenser.seconds >= 0), (
-        f"{cls.name}: seconds must be None or a non-negative number, got {condenser.seconds!r}")
+    for attribute in ("seconds", "cpu_seconds"):
+        value = getattr(condenser, attribute)
+        assert value is None or (_is_number(value) and value >= 0), (
+            f"{cls.name}: {attribute} must be None or a non-negative number, got {value!r}")
     for attribute in ("convergence", "details"):
         value = getattr(condenser, attribute)
         assert value is None or isinstance(value, dict), f"{cls.name}: {attribute} must be None or a dict"

@@ -36,7 +36,7 @@ import time
 import numpy as np
 import torch
 
-from amrbench.api import AmrbenchError, Protocol
+from amrbench.api import AmrbenchError, Protocol, Stopwatch, copy_timings
 from amrbench.cost import full_data_epochs
 from amrbench.hookspecs import hookimpl
 from amrbench.train import classification_metrics, fit, predict, validate_train_settings
@@ -93,12 +93,11 @@ def _compute_classifier(ctx) -> dict:
     settings = classifier_settings(ctx.cell)
     ctx.seed_torch("classifier", "init")
     net = model.build(train.num_classes, train.length)
-    started = time.perf_counter()
-    fit(net, model.input_format, train, settings, ctx.torch_generator("classifier", "order"), ctx.device)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as training:
+        fit(net, model.input_format, train, settings, ctx.torch_generator("classifier", "order"), ctx.device)
     logits = predict(net, model.input_format, test.x, settings["eval_batch_size"], ctx.device)
     return {"state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-            "clean": classification_metrics(logits, test), "train_time_s": seconds}
+            "clean": classification_metrics(logits, test), **training.timings("train_time_s", 6)}
 
 
 def _compressor_config(ctx) -> dict:
@@ -112,11 +111,10 @@ def _compute_compressor(ctx) -> dict:
     train, _ = ctx.resource("dataset")
     compressor = make_compressor(ctx, ctx.cell)
     ctx.seed_torch("compressor", "fit")
-    started = time.perf_counter()
-    compressor.fit(ctx, train)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as fitting:
+        compressor.fit(ctx, train)
     state = compressor.get_state()
-    return {"state": state, "object": compressor if state is None else None, "fit_time_s": seconds,
+    return {"state": state, "object": compressor if state is None else None, **fitting.timings("fit_time_s", 6),
             "history": jsonable(compressor.history)}
 
 
@@ -182,7 +180,8 @@ class CompressProtocol(Protocol):
     param_overrides = ("fit",)
     # the per-level families are keyed by the level label (key_label: letters, digits, _)
     metrics = (r"(accuracy|nmse_db|mse|bps|cr|cr_eq7|perplexity|unused|entropy_bps)_\w+", "levels", "clean_accuracy",
-               "clean_per_snr", "n_test", "n_train", "length", "fit_time_s", "fit_history", "classifier_train_time_s")
+               "clean_per_snr", "n_test", "n_train", "length", "fit_time_s", "fit_history", "classifier_train_time_s",
+               "cpu_fit_time_s", "cpu_classifier_train_time_s")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -261,9 +260,9 @@ class CompressProtocol(Protocol):
             "n_test": n,
             "n_train": len(train),
             "length": length,
-            "fit_time_s": round(float(artifact.get("fit_time_s") or 0.0), 3),
             "fit_history": artifact.get("history"),
-            "classifier_train_time_s": round(float(classifier.get("train_time_s") or 0.0), 3),
+            **copy_timings(artifact, fit_time_s="fit_time_s"),
+            **copy_timings(classifier, classifier_train_time_s="train_time_s"),
         }
 
 

@@ -37,12 +37,10 @@ gets a † and is never bold; `amrbench run` warns about such cells.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from amrbench import resources
-from amrbench.api import AmrbenchError, Budget, Protocol, SignalSet
+from amrbench.api import AmrbenchError, Budget, Protocol, SignalSet, Stopwatch, copy_timings
 from amrbench.hookspecs import hookimpl
 from amrbench.train import evaluate, fit
 from amrbench_plugins.condense.synthetic import UNCONVERGED_TEXT
@@ -87,19 +85,20 @@ def _compute_condensed(ctx) -> dict:
     train, _ = ctx.resource("dataset")
     spc = Budget.from_dict(cell["budget"]).spc
     condenser = ctx.registry.create("condenser", cell["method"]["name"], cell["method"]["params"])
-    started = time.perf_counter()
-    out = condenser.condense(ctx, train, spc)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as condensing:
+        out = condenser.condense(ctx, train, spc)
     check_condensed(out, train, spc, cell["method"]["name"])
     history = condenser.history or []
     convergence = condenser.convergence
-    iterating = condenser.seconds if condenser.seconds is not None else seconds
+    iterating = (condenser.seconds, condenser.cpu_seconds) if condenser.seconds is not None else \
+        (condensing.seconds, condensing.cpu_seconds)
+    per_iteration = [None if t is None or not history else t / len(history) for t in iterating]
     return {
         "x": out.x.detach().cpu(), "y": out.y.cpu(), "snr": out.snr.cpu(), "classes": list(out.classes),
         "weights": None if out.weights is None else out.weights.cpu(), "name": out.name,
-        "condense_time_s": seconds, "net": condenser.net_name(ctx),
-        "lr": condenser.lr, "history": [float(v) for v in history],
-        "seconds_per_iteration": (iterating / len(history)) if history else None,
+        "condense_time_s": condensing.seconds, "cpu_condense_time_s": condensing.cpu_seconds,
+        "net": condenser.net_name(ctx), "lr": condenser.lr, "history": [float(v) for v in history],
+        "seconds_per_iteration": per_iteration[0], "cpu_seconds_per_iteration": per_iteration[1],
         "convergence": dict(convergence) if convergence else None,
         "details": dict(condenser.details or {}) or None,
     }
@@ -139,13 +138,12 @@ def evaluate_models(ctx, data: SignalSet, test: SignalSet, target: str, count: i
     aggregate: mean accuracy, per-model list, sample std, mean per-SNR/per-class."""
     model = ctx.registry.create("model", target)
     runs = []
-    started = time.perf_counter()
-    for i in range(count):
-        ctx.seed_torch(tag, "init", i)
-        net = model.build(test.num_classes, test.length)
-        fit(net, model.input_format, data, settings, ctx.torch_generator(tag, "order", i), ctx.device)
-        runs.append(evaluate(net, model.input_format, test, settings, ctx.device))
-    seconds = time.perf_counter() - started
+    with Stopwatch() as training:
+        for i in range(count):
+            ctx.seed_torch(tag, "init", i)
+            net = model.build(test.num_classes, test.length)
+            fit(net, model.input_format, data, settings, ctx.torch_generator(tag, "order", i), ctx.device)
+            runs.append(evaluate(net, model.input_format, test, settings, ctx.device))
     accuracies = [r["accuracy"] for r in runs]
     return {
         "accuracy": float(np.mean(accuracies)),
@@ -155,7 +153,7 @@ def evaluate_models(ctx, data: SignalSet, test: SignalSet, target: str, count: i
         "per_class": {k: float(np.mean([r["per_class"][k] for r in runs])) for k in runs[0]["per_class"]},
         "confusion": np.sum([r["confusion"] for r in runs], axis=0).tolist(),
         "n_test": runs[0]["n_test"],
-        "time_s": seconds,
+        "time_s": training.seconds, "cpu_time_s": training.cpu_seconds,
     }
 
 
@@ -196,7 +194,8 @@ class CondenseProtocol(Protocol):
                "n_condensed", "n_train", "spc_ratio", "condense_time_s", "eval_time_s", "condense_net", "condense_lr",
                "seconds_per_iteration", "final_loss", "first_loss", "loss_window", "loss_drop", "movement",
                "loss_curve", "condense_iterations", "converged", "condense_details", "whole_accuracy", "whole_accuracies",
-               "whole_accuracy_std", "whole_per_snr", "whole_time_s")
+               "whole_accuracy_std", "whole_per_snr", "whole_time_s", "cpu_condense_time_s", "cpu_eval_time_s",
+               "cpu_seconds_per_iteration", "cpu_whole_time_s")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -221,21 +220,21 @@ class CondenseProtocol(Protocol):
         settings = cell["train"]
         n_models = int(cell["settings"]["eval_models"])
         result = evaluate_models(ctx, condensed, test, cell["model"]["target"], n_models, settings, "target")
-        metrics = {k: v for k, v in result.items() if k != "time_s"}
+        metrics = {k: v for k, v in result.items() if k not in ("time_s", "cpu_time_s")}
         spc = Budget.from_dict(cell["budget"]).spc
         metrics.update(
             spc=spc, n_condensed=len(condensed), n_train=len(train),
             spc_ratio=100.0 * len(condensed) / len(train),
-            condense_time_s=round(float(artifact["condense_time_s"]), 3), eval_time_s=round(result["time_s"], 3),
             condense_net=artifact.get("net"), condense_lr=artifact.get("lr"),
-            seconds_per_iteration=artifact.get("seconds_per_iteration"),
+            **copy_timings(artifact, condense_time_s="condense_time_s", seconds_per_iteration="seconds_per_iteration"),
+            **copy_timings(result, eval_time_s="time_s"),
         )
         metrics.update(convergence_metrics(artifact))
         if cell["settings"].get("whole_dataset"):
             whole = ctx.resource("whole-dataset")
             metrics.update(whole_accuracy=whole["accuracy"], whole_accuracies=whole["accuracies"],
                            whole_accuracy_std=whole["accuracy_std"], whole_per_snr=whole["per_snr"],
-                           whole_time_s=round(whole["time_s"], 3))
+                           **copy_timings(whole, whole_time_s="time_s"))
         return metrics
 
 

@@ -32,7 +32,6 @@ A condenser learns ``spc`` synthetic signals per class. What they share lives he
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 from amrbench import transforms
-from amrbench.api import AmrbenchError, Condenser, SignalSet
+from amrbench.api import AmrbenchError, Condenser, SignalSet, Stopwatch
 
 # --------------------------------------------------------------------------- settings
 #: The MDM paper's synthetic-signal learning rates (§III-C), by dataset and SPC.
@@ -551,9 +550,9 @@ class SyntheticCondenser(Condenser):
         self._start(ctx, train, x0, 0.0)
         self.calibrate(ctx, train, x0)
         self.lr = self.search_lr(ctx, train, x0, picks) if p["lr"] == "search" else self.learning_rate(ctx, spc)
-        started = time.perf_counter()
-        self.history = self._optimise(ctx, train, x0, self.lr, p["iterations"], ("condense",))
-        self.seconds = time.perf_counter() - started
+        with Stopwatch() as iterating:
+            self.history = self._optimise(ctx, train, x0, self.lr, p["iterations"], ("condense",))
+        self.seconds, self.cpu_seconds = iterating.seconds, iterating.cpu_seconds
         out = self.syn_x.detach().cpu()
         if not torch.isfinite(out).all():
             raise AmrbenchError(f"condenser {self.name!r}: synthetic signals diverged (NaN/inf); lower lr ({self.lr:g})")

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from amrbench import transforms
-from amrbench.api import AmrbenchError, Protocol, SignalSet
+from amrbench.api import AmrbenchError, Protocol, SignalSet, Stopwatch, copy_timings
 from amrbench.hookspecs import hookimpl
 from amrbench.train import classification_metrics, evaluate, fit, predict, validate_train_settings
 from amrbench_plugins.explain import attribution as X
@@ -115,12 +115,11 @@ def _train_classifier(ctx, model_name: str, view: str, parts: int) -> dict:
 
     ctx.seed_torch("explain", "classifier", view, parts)
     net = model.build(train.num_classes, train.length)
-    started = time.perf_counter()
-    fit(net, fit_format, pre(train), settings, ctx.torch_generator("explain", "classifier", view, parts), ctx.device)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as training:
+        fit(net, fit_format, pre(train), settings, ctx.torch_generator("explain", "classifier", view, parts), ctx.device)
     metrics = evaluate(net, fit_format, pre(test), settings, ctx.device)
     return {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "accuracy": metrics["accuracy"],
-            "per_snr": metrics["per_snr"], "train_time_s": seconds, "length": train.length, "view": view,
+            "per_snr": metrics["per_snr"], **training.timings("train_time_s", 6), "length": train.length, "view": view,
             "parts": parts, "confusion": metrics["confusion"]}
 
 
@@ -252,9 +251,9 @@ class ExplainProtocol(Protocol):
         if isinstance(settings.get("n_signals"), int):
             return settings["n_signals"] * (2 if settings.get("sanity", True) else 1)
         return super().cell_work(cell, budget_signals)
-    metrics = METRICS + ("accuracy", "classifier_per_snr", "classifier_train_time_s", "n_signals", "sample_accuracy",
-                         "backend", "format", "classes", "confusion", "applicable", "reason", "sanity_passed",
-                         "deletion_curve", "insertion_curve", "per_snr_band", "objective_first", "objective_last",
+    metrics = METRICS + ("accuracy", "classifier_per_snr", "classifier_train_time_s", "cpu_classifier_train_time_s",
+                         "n_signals", "sample_accuracy", "backend", "format", "classes", "confusion", "applicable",
+                         "reason", "sanity_passed", "deletion_curve", "insertion_curve", "per_snr_band", "objective_first", "objective_last",
                          "figures", "confusion_by_format")
 
     def __init__(self, **params):
@@ -297,7 +296,7 @@ class ExplainProtocol(Protocol):
         logits = predict(net, model.input_format, sample.x, settings["batch_size"], ctx.device)
         target = logits.argmax(1).to(ctx.device)
         common = {"accuracy": artifact["accuracy"], "classifier_per_snr": artifact["per_snr"],
-                  "classifier_train_time_s": round(float(artifact["train_time_s"]), 3), "n_signals": count,
+                  **copy_timings(artifact, classifier_train_time_s="train_time_s"), "n_signals": count,
                   "sample_accuracy": float((target.cpu() == sample.y.cpu()).float().mean()),
                   "backend": explainer.backend,
                   "format": self.format_of(model.input_format, "native"), "classes": list(test.classes),

@@ -123,10 +123,11 @@ def params_of(config: dict) -> dict:
 
 def metrics_of(record: dict) -> dict:
     """The record's numeric metrics (nested ones dotted; lists such as the confusion
-    matrix left out) and its wall time."""
+    matrix left out), its wall time and its CPU time."""
     flat = flatten(record.get("metrics") or {})
-    if isinstance(record.get("wall_time_s"), (int, float)):
-        flat["wall_time_s"] = record["wall_time_s"]
+    for name in ("wall_time_s", "cpu_time_s"):
+        if isinstance(record.get(name), (int, float)):
+            flat[name] = record[name]
     return {entity_key(k): float(v) for k, v in flat.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 

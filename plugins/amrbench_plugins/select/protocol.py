@@ -12,16 +12,15 @@ Settings (suite ``settings:``):
   target model's accuracy on them, for choosing a method's parameters without reading
   test accuracy (``table: {choose_by: val_accuracy}``).
 Metrics: accuracy (on the test split), per-SNR and per-class accuracy, confusion matrix,
-selected count, training-pool size ``n_train``, selection and training wall time; with a
+selected count, training-pool size ``n_train``, selection and training wall time (and their
+CPU time, ``cpu_selection_time_s``, ``cpu_train_time_s``); with a
 validation holdout also ``val_accuracy`` and ``n_val``.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
-from amrbench.api import Budget, Param, Protocol
+from amrbench.api import Budget, Param, Protocol, Stopwatch
 from amrbench.hookspecs import hookimpl
 from amrbench.resources import validation_splits
 from amrbench.train import evaluate, fit
@@ -41,7 +40,7 @@ class SelectProtocol(Protocol):
     types = {"validation_fraction": Param(float, 0.0, 0.5)}
     train_settings = ("scoring",)
     metrics = ("accuracy", "per_snr", "per_class", "confusion", "n_test", "selected", "n_train", "selection_time_s",
-               "train_time_s", "val_accuracy", "n_val")
+               "train_time_s", "cpu_selection_time_s", "cpu_train_time_s", "val_accuracy", "n_val")
 
     def needs(self, registry, cell):
         selector = registry.get("selector", cell["method"]["name"])
@@ -51,9 +50,8 @@ class SelectProtocol(Protocol):
         train, test, validation = validation_splits(ctx.registry, cell)  # train excludes the validation signals
         budget = Budget.from_dict(cell["budget"])
         selector = ctx.registry.create("selector", cell["method"]["name"], cell["method"]["params"])
-        started = time.perf_counter()
-        selection = selector.select(ctx, train, budget)
-        selection_time = time.perf_counter() - started
+        with Stopwatch() as selecting:
+            selection = selector.select(ctx, train, budget)
         indices = check_selection(selection.indices, train, budget)
         subset = train.subset(indices)
         if selection.weights is not None:
@@ -61,12 +59,11 @@ class SelectProtocol(Protocol):
         model = ctx.registry.create("model", cell["model"]["target"])
         ctx.seed_torch("target", "init")
         net = model.build(train.num_classes, train.length)
-        started = time.perf_counter()
-        fit(net, model.input_format, subset, cell["train"], ctx.torch_generator("target", "order"), ctx.device)
-        train_time = time.perf_counter() - started
+        with Stopwatch() as training:
+            fit(net, model.input_format, subset, cell["train"], ctx.torch_generator("target", "order"), ctx.device)
         metrics = evaluate(net, model.input_format, test, cell["train"], ctx.device)
-        metrics.update(selected=len(indices), n_train=len(train), selection_time_s=round(selection_time, 4),
-                       train_time_s=round(train_time, 3))
+        metrics.update(selected=len(indices), n_train=len(train), **selecting.timings("selection_time_s", 4),
+                       **training.timings("train_time_s"))
         if validation is not None:
             val = evaluate(net, model.input_format, validation, cell["train"], ctx.device)
             metrics.update(val_accuracy=val["accuracy"], n_val=len(validation))
