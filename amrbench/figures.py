@@ -1,9 +1,11 @@
-"""Files written beside a suite's table.md: accuracy-vs-budget curves and the
-critical-difference diagram (matplotlib, Agg backend).
+"""Files written beside a suite's table.md: accuracy-vs-budget curves, condensation loss
+curves and the critical-difference diagram (matplotlib, Agg backend).
 
 - ``curve-<table slug>.png`` and ``.csv``: for every table whose columns are the budget
   axis (2+ budgets), each row's mean per budget with its t-interval as a band (the
   table's ``ci`` level, else 95 %); the CSV holds the plotted numbers.
+- ``loss-<dataset>-<model>.png``: for a condense suite, each record's condensation loss
+  per iteration (its ``loss_curve``), a panel per method and budget, a line per seed;
 - ``cd-<slug>.png`` and ``.svg``: the critical-difference diagram of the whole table
   (one per suite): average ranks over every complete (group, column) block of displayed
   means, the Friedman test, then the Nemenyi post-hoc test of scikit-posthocs (the
@@ -38,10 +40,12 @@ def write_figures(suite, records: list, out_dir) -> list:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = write_curves(suite, tables, out_dir)
+        losses = write_loss_curves(suite, records, out_dir)
         cd, note = write_cd_diagram(suite, tables, out_dir)
     except OSError as exc:
         return [f"{out_dir}: figures not written ({exc.strerror or exc}); rerun `amrbench table --write` when it is writable"]
     notes = [f"wrote {len(written)} curve(s) (curve-*.png/.csv) in {out_dir}"] if written else []
+    notes += [f"wrote {len(losses)} condensation loss curve(s) ({LOSS_PREFIX}*.png) in {out_dir}"] if losses else []
     notes += [f"wrote {cd} and {cd.with_suffix('.svg').name}"] if cd else []
     return notes + ([note] if note else [])
 
@@ -100,6 +104,7 @@ def _write_curve_csv(path: Path, points: list) -> None:
 
 
 STABLE_PNG = {"Software": None}  # no matplotlib version in the file: same records, same bytes
+LOSS_PREFIX = "loss-"  # condensation loss curves beside table.md
 
 
 def _pyplot():
@@ -142,6 +147,66 @@ def _plot_curve(suite, title: str, points: list, path: Path) -> None:
         plt.close(fig)
 
 
+def write_loss_curves(suite, records: list, out_dir: Path, prefix: str = LOSS_PREFIX) -> list:
+    """One PNG per (dataset, model) of a condense suite's records that carry a
+    ``loss_curve``: the condensation loss per iteration (its bin means), a panel per
+    method and budget, a line per seed (dashed when the record is unconverged), named
+    ``<prefix><dataset>-<model>.png``. Returns the paths written (none without curves)."""
+    from amrbench.tables import axis_labels
+
+    curves = [r for r in records if r.get("status") == "ok" and (r.get("metrics") or {}).get("loss_curve")]
+    order = axis_labels(suite) if curves else {}
+    written, used = [], set()
+    for dataset in order.get("dataset", ()):
+        for model in order["model"]:
+            mine = [r for r in curves if r["labels"].get("dataset") == dataset and r["labels"].get("model") == model]
+            if mine:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                path = out_dir / (_unique(f"{prefix}{slug(f'{dataset}-{model}')}", used) + ".png")
+                _plot_losses(mine, order, f"{dataset} · {model}", path)
+                written.append(path)
+    return written
+
+
+def _plot_losses(records: list, order: dict, title: str, path: Path) -> None:
+    methods = [m for m in order["method"] if any(r["labels"].get("method") == m for r in records)]
+    budgets = [b for b in order["budget"] if any(r["labels"].get("budget") == b for r in records)]
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(methods), len(budgets), squeeze=False,
+                             figsize=(0.8 + 3.0 * len(budgets), 0.9 + 2.3 * len(methods)))
+    try:
+        for i, method in enumerate(methods):
+            for j, budget in enumerate(budgets):
+                _loss_panel(axes[i][j], [r for r in records if r["labels"].get("method") == method
+                                         and r["labels"].get("budget") == budget], f"{method} · {budget}")
+        fig.suptitle(f"{title}: condensation loss per iteration (bin means); dashed: unconverged", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100, metadata=STABLE_PNG)
+    finally:
+        plt.close(fig)
+
+
+def _loss_panel(ax, records: list, title: str) -> None:
+    ax.set_title(title, fontsize=8)
+    if not records:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no loss curve", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        return
+    low, high = float("inf"), float("-inf")
+    for r in sorted(records, key=lambda r: (str(r["labels"].get("seed")), r["key"])):
+        x, y = zip(*r["metrics"]["loss_curve"])
+        low, high = min(low, *y), max(high, *y)
+        unconverged = r["metrics"].get("converged") is False
+        ax.plot(x, y, linestyle="--" if unconverged else "-", linewidth=1,
+                label=f"seed {r['labels'].get('seed')}" + (" (unconverged)" if unconverged else ""))
+    if low > 0 and high / low >= 10:  # a loss falling by decades reads best on a log axis
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration", fontsize=7)
+    ax.tick_params(which="both", labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
 def write_cd_diagram(suite, tables: list, out_dir: Path) -> tuple:
     """The critical-difference diagram of the suite's table: (PNG path or None, note or None)."""
     name = f"cd-{slug(suite.table.get('title') or suite.name)}"
@@ -159,9 +224,13 @@ def write_cd_diagram(suite, tables: list, out_dir: Path) -> tuple:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.3 * len(ranks)))
     try:
-        scikit_posthocs.critical_difference_diagram(ranks, pvalues, ax=ax, alpha=stats.ALPHA,
-                                                    label_fmt_left="{label} ({rank:.2f})",
-                                                    label_fmt_right="({rank:.2f}) {label}")
+        drawn = scikit_posthocs.critical_difference_diagram(ranks, pvalues, ax=ax, alpha=stats.ALPHA,
+                                                            label_fmt_left="{label} ({rank:.2f})",
+                                                            label_fmt_right="({rank:.2f}) {label}")
+        for lines in drawn.get("crossbars", ()):  # a crossbar's points come in set order, which
+            for line in lines:                   # varies with PYTHONHASHSEED: sort them, same bytes
+                x, y = line.get_data()
+                line.set_data(sorted(x), y)
         ax.set_title(f"{suite.table.get('title') or suite.name}\naverage rank (1 = best) over {result.blocks} "
                      f"(group, column) blocks; Friedman p = {result.pvalue:.3g}\nbars join rows the {POSTHOC} "
                      f"test cannot tell apart (α = {stats.ALPHA:g})", fontsize=8)

@@ -44,7 +44,6 @@ IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 PROVENANCE_FIELDS = ("git", "cpu", "cpu_capability", "threads", "host", "python", "torch", "numpy", "amrbench")
 VERDICTS = ("holds", "fails", "undecided")
 CELL_AXES = ("dataset", "model", "method", "budget", "seed")  # a cell in words, in the grid's order
-STABLE_PNG = {"Software": None}  # as amrbench.figures: no matplotlib version in the file
 
 
 def _figures_heading(protocol: Optional[str]) -> str:
@@ -108,9 +107,14 @@ def results_folders(root: Path, out: Path) -> list:
 
 
 def folder_images(folder: Path) -> list:
-    """Image files under ``folder`` (any depth), as sorted relative POSIX paths."""
+    """Image files under ``folder`` (any depth), as sorted relative POSIX paths; not the
+    loss curves beside table.md (``loss-*.png``), which the page draws afresh from the
+    records (``loss_curve_figures``)."""
+    from amrbench.figures import LOSS_PREFIX
+
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not (p.parent == folder and p.name.startswith(LOSS_PREFIX)))
 
 
 # --------------------------------------------------------------------------- figures
@@ -143,77 +147,13 @@ def figure_groups(folder: Path, images: list, protocol: Optional[str]) -> tuple:
 
 
 def loss_curve_figures(suite, records: list, page_dir: Path) -> list:
-    """One PNG per (dataset, model) of a condense suite: the condensation loss per
-    iteration (the records' ``loss_curve`` bin means), a panel per method and budget, a
-    line per seed (dashed when the record is unconverged). Returns the Figures."""
-    from amrbench.figures import slug
-    from amrbench.tables import axis_labels
+    """The condensation loss curves of a condense suite's records
+    (``amrbench.figures.write_loss_curves``), drawn afresh into the page's
+    ``LOSS_FOLDER``; returns the Figures."""
+    from amrbench.figures import write_loss_curves
 
-    curves = [r for r in records if r.get("status") == "ok" and (r.get("metrics") or {}).get("loss_curve")]
-    if not curves:
-        return []
-    order = axis_labels(suite)
-    figures, used = [], set()
-    for dataset in order["dataset"]:
-        for model in order["model"]:
-            mine = [r for r in curves if r["labels"].get("dataset") == dataset and r["labels"].get("model") == model]
-            if not mine:
-                continue
-            name = f"{LOSS_FOLDER}/{slug(f'{dataset}-{model}')}"
-            name = next(f"{name}{k or ''}.png" for k in range(len(used) + 1) if f"{name}{k or ''}.png" not in used)
-            used.add(name)
-            (page_dir / LOSS_FOLDER).mkdir(parents=True, exist_ok=True)
-            _plot_losses(mine, order, f"{dataset} · {model}", page_dir / name)
-            figures.append(Figure(quote(name), name, wide=True))
-    return figures
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_losses(records: list, order: dict, title: str, path: Path) -> None:
-    methods = [m for m in order["method"] if any(r["labels"].get("method") == m for r in records)]
-    budgets = [b for b in order["budget"] if any(r["labels"].get("budget") == b for r in records)]
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(methods), len(budgets), squeeze=False,
-                             figsize=(0.8 + 3.0 * len(budgets), 0.9 + 2.3 * len(methods)))
-    try:
-        for i, method in enumerate(methods):
-            for j, budget in enumerate(budgets):
-                _loss_panel(axes[i][j], [r for r in records if r["labels"].get("method") == method
-                                         and r["labels"].get("budget") == budget], f"{method} · {budget}")
-        fig.suptitle(f"{title}: condensation loss per iteration (bin means); dashed: unconverged", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100, metadata=STABLE_PNG)
-    finally:
-        plt.close(fig)
-
-
-def _loss_panel(ax, records: list, title: str) -> None:
-    ax.set_title(title, fontsize=8)
-    if not records:
-        ax.set_axis_off()
-        ax.text(0.5, 0.5, "no loss curve", ha="center", va="center", fontsize=8, transform=ax.transAxes)
-        return
-    low, high = float("inf"), float("-inf")
-    for r in sorted(records, key=lambda r: (str(r["labels"].get("seed")), r["key"])):
-        x, y = zip(*r["metrics"]["loss_curve"])
-        low, high = min(low, *y), max(high, *y)
-        unconverged = r["metrics"].get("converged") is False
-        ax.plot(x, y, linestyle="--" if unconverged else "-", linewidth=1,
-                label=f"seed {r['labels'].get('seed')}" + (" (unconverged)" if unconverged else ""))
-    if low > 0 and high / low >= 10:  # a loss falling by decades reads best on a log axis
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration", fontsize=7)
-    ax.tick_params(which="both", labelsize=7)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    written = write_loss_curves(suite, records, page_dir / LOSS_FOLDER, prefix="")
+    return [Figure(quote(f"{LOSS_FOLDER}/{path.name}"), f"{LOSS_FOLDER}/{path.name}", wide=True) for path in written]
 
 
 # --------------------------------------------------------------------------- provenance and scale

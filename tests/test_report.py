@@ -119,6 +119,7 @@ def make_results(root: Path) -> SimpleNamespace:
     figures.write_figures(select, select_records(select), root / "tiny-select")
     small_png(root / "tiny-select" / "figures" / "saliency grid.png")  # a space: links must be quoted
     store_folder(root / "tiny-condense", suites / "condense.yaml", condense_records(condense))
+    figures.write_figures(condense, condense_records(condense), root / "tiny-condense")
     small_png(root / "loose-figures" / "figures" / "a.png")
     write_suite_meta(root / "not-yet", str(suites / "select.yaml"), None)
     return SimpleNamespace(root=root, suites=suites, select=select, condense=condense)
@@ -210,6 +211,16 @@ def test_condense_page_draws_the_loss_curves(site):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"matplotlib" not in png.read_bytes()
     assert f'src="{LOSS_FOLDER}/toy-cnn1d.png"' in page and "Condensation loss curves" in page
     assert "† unconverged condensation" in page  # the protocol's table mark, from amrbench.tables
+
+
+def test_a_condense_results_folder_holds_its_loss_curves_and_the_page_shows_them_once(site):
+    folder = site.root / "tiny-condense"
+    assert [p.name for p in folder.glob("loss-*.png")] == ["loss-toy-cnn1d.png"]
+    assert not list((site.root / "tiny-select").glob("loss-*"))  # no loss_curve in a select suite's records
+    page = (site.out / "tiny-condense" / "index.html").read_text()
+    assert page.count(f'src="{LOSS_FOLDER}/toy-cnn1d.png"') == 1 and "loss-toy-cnn1d.png" not in page
+    assert (folder / "loss-toy-cnn1d.png").read_bytes() == \
+        (site.out / "tiny-condense" / LOSS_FOLDER / "toy-cnn1d.png").read_bytes()
 
 
 def test_every_link_and_image_resolves_offline(site):
@@ -339,7 +350,7 @@ def check_in_browser(out: Path, suite_folder: str, work: Path) -> list:
 def test_index_and_a_suite_page_render_in_chromium(site, tmp_path):
     results = check_in_browser(site.out, "tiny-condense", tmp_path)
     assert [r["title"] for r in results] == ["All results · amrbench results", "tiny-condense · amrbench results"]
-    assert [src for src, _ in results[1]["images"]] == [f"{LOSS_FOLDER}/toy-cnn1d.png"]
+    assert [src for src, _ in results[1]["images"]] == ["curve-toy-cnn1d.png", f"{LOSS_FOLDER}/toy-cnn1d.png"]
 
 
 @needs_chromium
@@ -349,7 +360,7 @@ def test_chromium_reports_a_broken_image(site, tmp_path):
     shutil.copytree(site.out, broken)
     (broken / "tiny-condense" / LOSS_FOLDER / "toy-cnn1d.png").write_bytes(b"not a png")
     results, _ = browser_check([broken / "tiny-condense" / "index.html"], tmp_path)
-    assert results[0]["images"] == [[f"{LOSS_FOLDER}/toy-cnn1d.png", False]]
+    assert results[0]["images"] == [["curve-toy-cnn1d.png", True], [f"{LOSS_FOLDER}/toy-cnn1d.png", False]]
 
 
 # --------------------------------------------------------------------------- the committed results

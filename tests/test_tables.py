@@ -287,6 +287,27 @@ def test_cd_diagram_written_as_png_and_svg(write_suite, tmp_path):
     assert (tmp_path / "cd-tiny.png").stat().st_size > 1000 and "<svg" in (tmp_path / "cd-tiny.svg").read_text()
 
 
+@pytest.mark.skipif(not stats.have_posthocs(), reason="needs the optional extra amrbench[stats]")
+def test_cd_diagram_bytes_do_not_depend_on_the_hash_seed(tmp_path):
+    """scikit-posthocs draws a crossbar's points in set order; the figure sorts them, so
+    two processes with other PYTHONHASHSEEDs write the same bytes (the committed
+    mdm-table1 evidence records: a crossbar over five rows)."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    svgs = []
+    for hash_seed in ("1", "2"):
+        folder = tmp_path / hash_seed
+        shutil.copytree(repo / "results" / "mdm-table1-evidence", folder)
+        subprocess.run([sys.executable, "-m", "amrbench.cli", "table", str(repo / "suites" / "table1.yaml"),
+                        "--profile", "evidence", "--results", str(folder), "--write"], check=True, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        svgs.append((folder / "cd-mdm-table1.svg").read_bytes())
+    assert svgs[0] == svgs[1]
+
+
 def test_cd_diagram_skipped_with_a_note_without_the_extra(write_suite, tmp_path, monkeypatch):
     suite, records = three_method_suite(write_suite)
     monkeypatch.setattr(stats, "have_posthocs", lambda: False)
