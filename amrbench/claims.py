@@ -14,7 +14,8 @@ spc or rate values (10, [10, 50], 0.01) or their labels ("SPC 10", "1%"); ``data
 
 Verdict of one comparison (one table group, one column, one ``than`` row): the paired
 differences better − than over the values that share a seed (and, with ``pool:``, the
-position in the pooled list), in displayed units and with the sign flipped when lower is
+position in the pooled list, unless ``pair_positions: false`` averages each seed's pooled
+values into one pair), in displayed units and with the sign flipped when lower is
 better; their t-interval (the table's ``ci`` level, else 95 %) **holds** when it lies
 above the margin, **fails** when it lies below, and is **undecided** otherwise, or with
 fewer than two pairs. A claim holds when every comparison holds, fails when any fails,
@@ -76,9 +77,13 @@ def validate_claims(src, claims, suite) -> list:
 
 
 def _validate_table_stats(src, table: dict) -> None:
-    """``ci`` (the confidence level claims and cells use) and ``ranks`` (the Rank column)."""
+    """``ci`` (the confidence level claims and cells use), ``ranks`` (the Rank column)
+    and ``pair_positions`` (tests pair pooled values by position, or per seed)."""
     if not isinstance(table.get("ranks", True), bool):
         raise src.error(("table", "ranks"), "must be true or false (the average-rank column)")
+    if not isinstance(table.get("pair_positions", True), bool):
+        raise src.error(("table", "pair_positions"), "must be true or false (false: tests pair per seed, on the mean "
+                                                     "of each seed's pooled values)")
     ci = table.get("ci")
     if ci is None or ci is False:
         return

@@ -66,6 +66,7 @@ TABLE_DEFAULTS = {
     "metric_labels": None,
     "ci": None,
     "ranks": True,
+    "pair_positions": True,
     "choose_by": None,
 }
 EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}

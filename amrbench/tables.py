@@ -103,9 +103,13 @@ def table_axes(layout: dict) -> tuple:
 
 def pair_axes(layout: dict) -> list:
     """The axes a cell's values differ by, and so pair on: every axis the table does
-    not show (the seed, and any axis pooled into a cell) plus the pooled position."""
+    not show (the seed, and any axis pooled into a cell) plus the pooled position,
+    unless ``pair_positions: false`` (then a seed's pooled values are averaged into one
+    value before any test: the seed is the unit, e.g. one condensed set per seed whose
+    evaluation models share it)."""
     rows_axis, cols_axis, groups = table_axes(layout)
-    return [a for a in (*AXES, "position") if a not in (rows_axis, cols_axis, *groups)]
+    positions = ("position",) if layout.get("pair_positions", True) else ()
+    return [a for a in (*AXES, *positions) if a not in (rows_axis, cols_axis, *groups)]
 
 
 def cell_samples(frame: pd.DataFrame, rows_axis: str, cols_axis: str, pairs: list) -> dict:
@@ -411,6 +415,8 @@ def _caption(suite, frame, counts: set, expected: int, ranked: bool) -> str:
 def _pairing_text(layout: dict, frame: pd.DataFrame) -> str:
     """What values pair on, in words: 'the seed', or e.g. 'the seed and the position in accuracies'."""
     varying = [a for a in pair_axes(layout) if a != "position" and len(frame) and frame[a].nunique() > 1] or ["seed"]
+    if layout.get("pool") and "position" not in pair_axes(layout):
+        return " and ".join(f"the {a}" for a in varying) + f"; each pair is the mean of its {layout['pool']}"
     words = [f"the {a}" for a in varying] + ([f"the position in {layout['pool']}"] if layout.get("pool") else [])
     return " and ".join(words)
 

@@ -1,8 +1,10 @@
 """Claims: validation with file:line, and verdicts on constructed records."""
 import re
 
+import numpy as np
 import pytest
 
+from amrbench import stats
 from amrbench.api import AmrbenchError
 from amrbench.claims import claim_line, evaluate_claims
 from amrbench.suite import expand, load_suite
@@ -117,6 +119,33 @@ def test_pooled_values_pair_by_seed_and_position(write_suite):
     assert comparison.place == "toy · cnn1d · SPC 5"
     assert comparison.difference.n == 6 and comparison.difference.mean == pytest.approx(11.0)
     assert comparison.verdict == "holds"
+
+
+def test_pair_positions_false_tests_per_seed_on_each_seeds_mean(write_suite):
+    """Evaluation models that share a seed's condensed set are not independent pairs:
+    with ``pair_positions: false`` a seed's pooled values average into one pair (n =
+    seeds), the interval widens, and the cell still shows the pooled mean and std."""
+    claim = "claims:\n  - {label: herding wins at SPC 5, better: herding, than: [uniform], where: {budget: 5}}\n"
+    by_position = load_suite(write_suite(POOLED + claim))
+    by_seed = load_suite(write_suite(POOLED.replace("table: {pool: accuracies}",
+                                                    "table: {pool: accuracies, pair_positions: false}") + claim))
+    (pooled,) = evaluate_claims(by_position, pooled_records(by_position))[0].comparisons
+    (seeded,) = evaluate_claims(by_seed, pooled_records(by_seed))[0].comparisons
+    assert seeded.difference.n == 3 and seeded.difference.mean == pytest.approx(pooled.difference.mean)
+    herding = [VALUES[("herding", "25%")][s] - VALUES[("uniform", "25%")][s] for s in range(3)]
+    _, low, high = stats.t_interval(np.array(herding) * 100)
+    assert (seeded.difference.low, seeded.difference.high) == pytest.approx((low, high))
+    assert seeded.difference.high - seeded.difference.low > pooled.difference.high - pooled.difference.low
+    shown = render(by_seed, pooled_records(by_seed), "markdown")
+    assert shown.count("±") == render(by_position, pooled_records(by_position), "markdown").count("±")
+    assert "each pair is the mean of its accuracies" in shown
+
+
+@pytest.mark.parametrize("value", ["1", "yes please"])
+def test_pair_positions_must_be_a_flag(write_suite, value):
+    with pytest.raises(AmrbenchError, match=r"table\.pair_positions.*true or false"):
+        load_suite(write_suite(POOLED.replace("table: {pool: accuracies}", f"table: {{pool: accuracies, "
+                                                                             f"pair_positions: {value}}}")))
 
 
 def test_no_records_is_undecided(write_suite):
