@@ -49,6 +49,22 @@ def _check_run_args(args) -> None:
             raise AmrbenchError(f"--{option} must be at least 1")
 
 
+def _only(text: str) -> tuple:
+    """``--only AXIS=VALUE[,VALUE]`` -> (axis, [values])."""
+    axis, sep, values = text.partition("=")
+    chosen = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not axis.strip() or not chosen:
+        raise argparse.ArgumentTypeError(f"--only {text!r}: give AXIS=VALUE[,VALUE], e.g. dataset=RML2016.10a")
+    return axis.strip(), chosen
+
+
+def _only_dict(pairs: list) -> dict:
+    out = {}
+    for axis, values in pairs:
+        out.setdefault(axis, []).extend(values)
+    return out
+
+
 def _suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help="a suite YAML file, or a shipped suite by file "
                    f"name or name: (table1, mdm-table1; `amrbench suites` lists them; default {DEFAULT_SUITE})")
@@ -71,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor-param", action="append", default=[], metavar="KEY=VALUE",
                      help="a parameter of the executor plugin (repeatable; `amrbench list executors` shows them), "
                      "e.g. --executor dask --executor-param workers=4")
+    run.add_argument("--only", action="append", default=[], type=_only, metavar="AXIS=VALUE[,VALUE]",
+                     help="run one block of the grid: the cells whose dataset, model, method or budget is one of "
+                     "the values (label or plugin name; repeatable, e.g. --only dataset=RML2016.10a --only model=cnn2d); "
+                     "the table still shows every stored cell")
     run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes "
                      "(= --executor-param workers=N)")
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786 "
@@ -222,12 +242,13 @@ def cmd_run(args) -> int:
     _note_shipped_name(suite, args.suite_path, args.results)
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
-                         cache=args.cache, threads=args.threads, executor_params=_executor_params(args))
+                         cache=args.cache, threads=args.threads, executor_params=_executor_params(args),
+                         only=_only_dict(args.only))
     if args.dry_run:
-        from amrbench.suite import expand
+        from amrbench.suite import expand, only_cells
         from amrbench.store import RecordStore
 
-        cells = expand(suite)
+        cells = only_cells(expand(suite), options.only)
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
         done = store.done_keys()
         todo = [c for c in cells if c["key"] not in done]
@@ -244,6 +265,7 @@ def cmd_run(args) -> int:
     write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile,  # also fails early on a read-only folder
                      runner.artifact_time_metrics(expand(suite)))
     summary = runner.run_suite(suite, options)
+    suite = _whole_profile(args, suite)  # the table shows every stored seed of the profile, not only this block's
     records = _suite_records(suite, summary.store)
     write_text_file(out_dir / "table.md", render.render(suite, records, "markdown"),
                     "make the results folder writable; the records are stored, `amrbench table` renders them")
@@ -309,6 +331,18 @@ def _write_figures(suite, records, out_dir) -> None:
 
     for note in write_figures(suite, records, out_dir):
         print(note, file=sys.stderr)
+
+
+def _whole_profile(args, suite):
+    """The suite whose table a run writes: with ``--seeds``, the profile's own seeds and
+    the block's, so running seed 2 alone does not leave a table of seed 2 alone."""
+    from amrbench.suite import load_suite
+
+    if args.seeds is None:
+        return suite
+    profile_seeds = load_suite(args.suite_path, profile=args.profile).seeds
+    seeds = list(profile_seeds) + [s for s in args.seeds if s not in profile_seeds]
+    return load_suite(args.suite_path, profile=args.profile, seeds=seeds)
 
 
 def _suite_records(suite, store) -> list:

@@ -28,7 +28,7 @@ from amrbench.cache import stable_hash
 from amrbench.registry import default_registry
 from amrbench.shipped import RESULTS_ENV, results_root, suite_results_dir  # noqa: F401 (re-exported)
 from amrbench.store import SCHEMA_VERSION, ArtifactCache, RecordStore
-from amrbench.suite import Suite, expand, normalise
+from amrbench.suite import Suite, expand, normalise, only_cells
 
 
 @dataclass
@@ -40,6 +40,7 @@ class RunOptions:
     executor_params: dict = field(default_factory=dict)
     cache: Optional[str] = None
     threads: Optional[int] = None
+    only: dict = field(default_factory=dict)  # --only: {axis: [values]}, a block of the grid
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -324,7 +325,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
         raise AmrbenchError("--jobs must be at least 1")
     if options.threads is not None and options.threads < 1:
         raise AmrbenchError("--threads must be at least 1")
-    cells = expand(suite, registry)
+    cells = only_cells(expand(suite, registry), options.only)
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
     stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
     check_mixed_precision_reuse(cells, stored, options.device, store.path)

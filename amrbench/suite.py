@@ -843,6 +843,43 @@ def expand(suite: Suite, registry=None) -> list[dict]:
     return cells
 
 
+ONLY_AXES = ("dataset", "model", "method", "budget")
+
+
+def only_cells(cells: list, only: dict) -> list:
+    """The cells of a block: those whose label, or plugin name, on every axis of
+    ``only`` ({axis: [values]}, ``--only AXIS=VALUE,...``) is one of the values (case
+    apart). A value that names no cell of the grid is an error listing the axis's
+    labels, so a typo never runs an empty block."""
+    for axis, values in only.items():
+        if axis not in ONLY_AXES:
+            raise AmrbenchError(f"--only {axis}=...: unknown axis{did_you_mean(axis, ONLY_AXES)} "
+                                f"(seeds: --seeds)")
+        known = {}
+        for cell in cells:
+            for name in _cell_names(cell, axis):
+                known.setdefault(name.lower(), cell["labels"][axis])
+        for value in values:
+            if str(value).lower() not in known:
+                raise AmrbenchError(f"--only {axis}={value}: no cell of the grid has that {axis}"
+                                    f"{did_you_mean(str(value), set(known.values()))}")
+    wanted = {axis: {str(v).lower() for v in values} for axis, values in only.items()}
+    return [c for c in cells if all(any(n.lower() in wanted[a] for n in _cell_names(c, a)) for a in wanted)]
+
+
+def _cell_names(cell: dict, axis: str) -> list:
+    """What ``--only`` may call a cell on an axis: its label, and its plugin name."""
+    config = cell["config"]
+    names = [str(cell["labels"][axis])]
+    if axis == "dataset":
+        names.append(config["dataset"]["name"])
+    elif axis == "method":
+        names.append(config["method"]["name"])
+    elif axis == "model":
+        names += [config["model"]["target"]] if config["model"]["source"] == config["model"]["target"] else []
+    return names
+
+
 def normalise(value):
     """Canonical JSON types (string keys, tuples as lists) so keys are stable."""
     if isinstance(value, dict):

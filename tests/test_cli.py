@@ -38,6 +38,29 @@ def test_run_writes_records_and_table_then_resumes_without_work(write_suite, tmp
     assert "8 cells, 8 already done, 0 to run" in capsys.readouterr().out
 
 
+def test_a_block_runs_only_its_cells_and_the_table_shows_every_stored_one(write_suite, tmp_path, capsys):
+    """--only and --seeds run one block (dataset x model x seed); the table written at the
+    end still holds every stored cell of the profile, and the blocks add up to the grid."""
+    suite = write_suite(TINY_SUITE.replace("methods: [uniform, herding]",
+                                           "methods: [uniform, {name: herding, label: Herding}]"))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--only", "method=herding"]) == 0
+    first = records(out / "records.jsonl")
+    assert {(r["labels"]["method"], r["labels"]["seed"]) for r in first} == {("Herding", 0)} and len(first) == 2
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "1", "--only", "method=uniform,HERDING",
+                 "--only", "budget=25%"]) == 0
+    assert len(records(out / "records.jsonl")) == 4
+    table = (out / "table.md").read_text()
+    assert "(n=1)" in table and "| Herding " in table and "| uniform " in table  # seed 0's cells are in it too
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(out), "--dry-run"]) == 0
+    assert "8 cells, 4 already done, 4 to run" in capsys.readouterr().out
+    assert main(["run", str(suite), "--results", str(out), "--only", "budget=0.5"]) == 2
+    assert "--only budget=0.5: no cell of the grid has that budget" in capsys.readouterr().err
+    assert main(["run", str(suite), "--results", str(out), "--only", "seed=1"]) == 2
+    assert "unknown axis" in capsys.readouterr().err
+
+
 def _as_if_run_on(path, device):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({**r, "device": device}) + "\n" for r in lines))
