@@ -30,12 +30,30 @@ def cpu_metric(name: str) -> str:
     return "cpu_" + name
 
 
-def stored_timing(source: dict, name: str, cpu_name: Optional[str] = None) -> Optional[float]:
-    """A stored timing as CPU time where the record or metrics have its twin
-    (``cpu_<name>``, or ``cpu_name``), else as wall time; None when neither is a number.
-    Costs are fitted and summed on it: a run that shared the cores with other work has
-    longer wall times, not longer CPU times."""
-    for key in (cpu_name or cpu_metric(name), name):
+def cpu_timed(record: dict) -> bool:
+    """Whether a record's CPU times measure its cost: a cell on the CPU with one torch
+    thread. On a GPU the work is not CPU time, and with N threads the CPU time is about
+    N x the wall time; such records are read by their wall times."""
+    threads = (record.get("env") or {}).get("threads") or 1
+    return (record.get("device") or "cpu") == "cpu" and threads == 1
+
+
+def record_seconds(record: dict) -> Optional[float]:
+    """A cell's stored time: ``cpu_time_s`` where ``cpu_timed``, else ``wall_time_s``
+    (None when neither is a number). Costs are fitted and summed on it: a run that
+    shared the cores with other work has longer wall times, not longer CPU times."""
+    return _first_number(record, ("cpu_time_s",) if cpu_timed(record) else (), "wall_time_s")
+
+
+def metric_seconds(record: dict, name: str) -> Optional[float]:
+    """A timing metric of a record (``train_time_s``, ``seconds_per_iteration``): its
+    CPU twin ``cpu_<name>`` where ``cpu_timed``, else the metric itself."""
+    metrics = record.get("metrics") or {}
+    return _first_number(metrics, (cpu_metric(name),) if cpu_timed(record) else (), name)
+
+
+def _first_number(source: dict, preferred: tuple, fallback: str) -> Optional[float]:
+    for key in preferred + (fallback,):
         value = source.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

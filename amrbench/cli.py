@@ -244,11 +244,12 @@ def cmd_run(args) -> int:
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
                          cache=args.cache, threads=args.threads, executor_params=_executor_params(args),
                          only=_only_dict(args.only))
+    from amrbench.suite import expand, only_cells
+
+    cells = only_cells(expand(suite), options.only)  # a typo in --only fails here, before anything is written
     if args.dry_run:
-        from amrbench.suite import expand, only_cells
         from amrbench.store import RecordStore
 
-        cells = only_cells(expand(suite), options.only)
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
         done = store.done_keys()
         todo = [c for c in cells if c["key"] not in done]
@@ -256,16 +257,15 @@ def cmd_run(args) -> int:
         print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent, cache=args.cache), args.jobs))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
-    from amrbench.suite import expand
 
     _enable_reporters(args)
     _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
-    _confirm_cost(suite, args, out_dir)
+    _confirm_cost(suite, cells, args, out_dir)
     write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile,  # also fails early on a read-only folder
                      runner.artifact_time_metrics(expand(suite)))
     summary = runner.run_suite(suite, options)
-    suite = _whole_profile(args, suite)  # the table shows every stored seed of the profile, not only this block's
+    suite = _whole_profile(args, suite, summary.store)  # the table shows every stored seed, not only this block's
     records = _suite_records(suite, summary.store)
     write_text_file(out_dir / "table.md", render.render(suite, records, "markdown"),
                     "make the results folder writable; the records are stored, `amrbench table` renders them")
@@ -300,17 +300,17 @@ def _estimate(todo: list, *extra_roots, cache=None):
     return cost.default_model(extra_roots).estimate(todo, cached=ArtifactCache(cache).stored_ids())
 
 
-def _confirm_cost(suite, args, out_dir) -> None:
-    """A local grid estimated at more than a day of CPU time runs only with --yes."""
+def _confirm_cost(suite, cells: list, args, out_dir) -> None:
+    """A local grid (or ``--only`` block: ``cells``) estimated at more than a day of CPU
+    time runs only with --yes."""
     from amrbench import cost
     from amrbench.store import RecordStore
-    from amrbench.suite import expand
 
     if args.yes or args.executor != "local":
         return
     store = RecordStore(Path(out_dir) / "records.jsonl")
     done = {k for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else set()
-    todo = [c for c in expand(suite) if c["key"] not in done]
+    todo = [c for c in cells if c["key"] not in done]
     if todo:
         cost.confirm_cost(_estimate(todo, out_dir.parent, cache=args.cache), args.jobs, args.executor, args.yes,
                           suite.name)
@@ -333,15 +333,18 @@ def _write_figures(suite, records, out_dir) -> None:
         print(note, file=sys.stderr)
 
 
-def _whole_profile(args, suite):
-    """The suite whose table a run writes: with ``--seeds``, the profile's own seeds and
-    the block's, so running seed 2 alone does not leave a table of seed 2 alone."""
+def _whole_profile(args, suite, store):
+    """The suite whose table a run writes: with ``--seeds``, the profile's own seeds, the
+    block's and those of the folder's stored records, so running seed 2 alone does not
+    leave a table of seed 2 alone."""
     from amrbench.suite import load_suite
 
     if args.seeds is None:
         return suite
-    profile_seeds = load_suite(args.suite_path, profile=args.profile).seeds
-    seeds = list(profile_seeds) + [s for s in args.seeds if s not in profile_seeds]
+    seeds = list(load_suite(args.suite_path, profile=args.profile).seeds)
+    stored = sorted({r["labels"]["seed"] for r in store.latest().values()
+                     if isinstance((r.get("labels") or {}).get("seed"), int)})
+    seeds += [s for s in list(args.seeds) + stored if s not in seeds]
     return load_suite(args.suite_path, profile=args.profile, seeds=seeds)
 
 

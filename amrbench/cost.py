@@ -35,8 +35,10 @@ A cell whose key is stored anywhere costs its stored time.
 
 Every timing is read as CPU time where the record has it (``cpu_time_s`` beside a
 cell's ``wall_time_s``, ``cpu_<metric>`` beside each timing metric, taken with
-``amrbench.api.Stopwatch``), else as wall time: a run that shared the machine with other
-work has longer wall times, not longer CPU times, and would otherwise inflate the fit.
+``amrbench.api.Stopwatch``) and ran on the CPU with one thread per cell, else as wall time
+(``amrbench.basics.record_seconds``, ``metric_seconds``): a run that shared the machine
+with other work has longer wall times, not longer CPU times, and would otherwise inflate
+the fit.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from amrbench.api import AmrbenchError, Context
-from amrbench.basics import stored_timing
+from amrbench.basics import metric_seconds, record_seconds
 from amrbench.cache import stable_hash
 
 CONFIRM_CPU_HOURS = 24.0
@@ -270,7 +272,7 @@ class CostModel:
               and isinstance(r.get("metrics"), dict)]
         self.stored = {}
         for record in ok:
-            seconds = stored_timing(record, "wall_time_s", "cpu_time_s")
+            seconds = record_seconds(record)
             if seconds is not None:
                 self.stored.setdefault(record["key"], seconds)
         self.records = [r for r in ok if self._shape(r["config"]) is not None]
@@ -307,7 +309,7 @@ class CostModel:
         """(model, length, signal-epochs, seconds) of the training a record timed."""
         config, metrics = record["config"], record["metrics"]
         spec = self._protocol_class(config).training_time
-        seconds = stored_timing(metrics, spec[0]) if spec is not None else None
+        seconds = metric_seconds(record, spec[0]) if spec is not None else None
         if seconds is None:
             return None
         shape = self._shape(config)
@@ -355,7 +357,7 @@ class CostModel:
     def _fit_cell_factors(self) -> dict:
         pairs = defaultdict(list)
         for record in self.records:
-            config, seconds = record["config"], stored_timing(record, "wall_time_s", "cpu_time_s")
+            config, seconds = record["config"], record_seconds(record)
             if seconds is None:
                 continue
             shape = self._shape(config)
@@ -367,10 +369,10 @@ class CostModel:
     def _fit_artifact_factors(self) -> dict:
         pairs = defaultdict(dict)
         for record in self.records:
-            config, metrics = record["config"], record["metrics"]
+            config = record["config"]
             shape = self._shape(config)
             for kind, resource in self.registry.resources.items():
-                seconds = stored_timing(metrics, resource.time_metric) if resource.time_metric else None
+                seconds = metric_seconds(record, resource.time_metric) if resource.time_metric else None
                 if seconds is None or kind not in self._needs(config) or \
                         self._method_work(config, kind, shape) is not None:
                     continue
@@ -387,7 +389,7 @@ class CostModel:
         each condensed set counted once."""
         pairs = defaultdict(dict)
         for record in self.records:
-            config, seconds = record["config"], stored_timing(record["metrics"], "seconds_per_iteration")
+            config, seconds = record["config"], metric_seconds(record, "seconds_per_iteration")
             if seconds is None:
                 continue
             shape = self._shape(config)

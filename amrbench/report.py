@@ -107,14 +107,9 @@ def results_folders(root: Path, out: Path) -> list:
 
 
 def folder_images(folder: Path) -> list:
-    """Image files under ``folder`` (any depth), as sorted relative POSIX paths; not the
-    loss curves beside table.md (``loss-*.png``), which the page draws afresh from the
-    records (``loss_curve_figures``)."""
-    from amrbench.figures import LOSS_PREFIX
-
+    """Image files under ``folder`` (any depth), as sorted relative POSIX paths."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not (p.parent == folder and p.name.startswith(LOSS_PREFIX)))
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 # --------------------------------------------------------------------------- figures
@@ -266,8 +261,13 @@ def suite_page(folder: Path, suites_dir: Path, page_dir: Path) -> Page:
     tables_html = tables_html.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
     claims = evaluate_claims(suite, records, build_tables(suite, records))
     verdicts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS} if claims else {}
-    groups, copies = figure_groups(folder, folder_images(folder), suite.protocol)
     losses = loss_curve_figures(suite, records, page_dir)
+    images = folder_images(folder)
+    if losses:  # the page draws them afresh: not the copies a run wrote beside table.md
+        from amrbench.figures import LOSS_PREFIX
+
+        images = [p for p in images if not ("/" not in p and p.startswith(LOSS_PREFIX))]
+    groups, copies = figure_groups(folder, images, suite.protocol)
     if losses:
         groups.append(("Condensation loss curves", "The condensation loss per iteration of each record (bin means of "
                        "its loss_curve), a panel per method and budget, a line per seed.", losses))

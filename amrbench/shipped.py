@@ -18,7 +18,7 @@ from typing import Optional
 
 import yaml
 
-from amrbench.basics import stored_timing
+from amrbench.basics import metric_seconds, record_seconds
 
 RESULTS_ENV = "AMRBENCH_RESULTS"
 def shipped_suites_dir() -> Optional[Path]:
@@ -108,12 +108,11 @@ def _time_metrics(meta: dict) -> set:
 
 def _cpu_seconds(records, time_metrics: set) -> float:
     """The cells' times and each shared artifact's time once (records sharing an artifact
-    carry the same value of its metric), each the CPU time where the record has it
-    (``cpu_time_s``, ``cpu_<metric>``), else the wall time."""
+    carry the same value of its metric), each read as ``amrbench.basics.record_seconds``
+    and ``metric_seconds`` do (CPU time first)."""
     artifacts = {(metric, value) for record in records for metric in time_metrics
-                 if isinstance(value := stored_timing(record.get("metrics") or {}, metric), (int, float))}
-    return sum(stored_timing(r, "wall_time_s", "cpu_time_s") or 0.0 for r in records) + sum(v for _, v in artifacts)
-
+                 if isinstance(value := metric_seconds(record, metric), (int, float))}
+    return sum(record_seconds(r) or 0.0 for r in records) + sum(v for _, v in artifacts)
 
 
 def _ok_records(path: Path):

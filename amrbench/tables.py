@@ -12,7 +12,9 @@ LaTeX, CSV and HTML by ``amrbench.render``).
   ties that look equal are all bold) and every cell not significantly worse than it: a
   one-sided paired t-test at α = 0.05 (see amrbench.stats for why not Wilcoxon). Values
   pair when they share every axis the table does not show (the seed; with ``pool:`` also
-  the position in the pooled list). A column whose best cell has one value, or a cell
+  the position in the pooled list, unless ``pair_positions: false``: then one value per
+  seed, the mean of its pooled values, which also makes a ``ci:`` interval one over
+  seeds). A column whose best cell has one value, or a cell
   with fewer than two pairs in common with the best, is not bold: no comparison, no
   claim. The Avg column (mean of the displayed column means) is bold by the same rule
   over the per-pair averages across the columns.
@@ -321,7 +323,8 @@ def _one_table(suite, frame, row_values, col_values, title, marked=None, marks=(
         for i in range(len(row_values)):
             texts[i].append(f"{ranks[i]:.2f}" if np.isfinite(ranks[i]) else "–")
         bold = np.column_stack([bold, np.zeros(len(row_values), dtype=bool)])
-    caption = _caption(suite, frame, counts, expected, ranks is not None)
+    pairs = max((len(v) for v in samples.values()), default=0)
+    caption = _caption(suite, frame, counts, expected, ranks is not None, pairs)
     raised = {s for signs in (marked or {}).values() for s in signs}
     for m in marks:
         if m["sign"] in raised:
@@ -389,20 +392,25 @@ def average_ranks(means: np.ndarray, layout: dict) -> Optional[list]:
     return out.tolist()
 
 
-def _caption(suite, frame, counts: set, expected: int, ranked: bool) -> str:
+def _caption(suite, frame, counts: set, expected: int, ranked: bool, pairs: int) -> str:
+    """``pairs``: the most values any cell's tests see (seeds, or seeds x pooled positions)."""
     layout = suite.table
     scale, level = float(layout["scale"]), confidence(layout)
     n_text = ", ".join(str(n) for n in sorted(counts)) if counts else "0"
     pooled = bool(layout.get("pool"))
     over = f"the pooled {layout['pool']} (n = {n_text} per cell)" if pooled else f"n = {n_text} seed(s) per cell"
     spread = f"± half-width of the {layout['ci']:g} % t-interval" if level else "± std"
+    if level and pooled and "position" not in pair_axes(layout):
+        over += f", the interval over the means of the seeds' {layout['pool']}"
     text = layout["caption"] or (", ".join(metric_names(layout)) + (f" ×{scale:g}" if scale != 1 else ""))
     text = f"{text.rstrip('.')}; mean {spread} over {over}."
     if counts and counts != {expected}:
         text += (f" Cells marked (n=…) have a different number of values than the usual {expected}." if pooled
                  else f" Cells marked (n=…) have a different number of repeats than the suite's {expected}.")
-    if not counts or max(counts) < 2:
-        text += " 1 value per cell: no comparison, nothing in bold." if pooled else " 1 seed: no comparison, nothing in bold."
+    one_value = not counts or max(counts) < 2
+    if one_value or pairs < 2:  # pairs < 2 with more values: pooled values of one seed, tested per seed
+        text += " 1 value per cell: no comparison, nothing in bold." if pooled and one_value else \
+            " 1 seed: no comparison, nothing in bold."
     else:
         text += (f" Bold: the best per column and every cell not significantly worse than it (one-sided paired "
                  f"t-test, α = {stats.ALPHA:g}, pairs share {_pairing_text(layout, frame)})"

@@ -141,6 +141,16 @@ def test_pair_positions_false_tests_per_seed_on_each_seeds_mean(write_suite):
     assert "each pair is the mean of its accuracies" in shown
 
 
+def test_pair_positions_false_with_one_seed_bolds_nothing_and_says_why(write_suite):
+    path = write_suite(POOLED.replace("table: {pool: accuracies}",
+                                      "table: {pool: accuracies, pair_positions: false, ci: 95}"))
+    one_seed = load_suite(path, seeds=[0])
+    shown = render(one_seed, pooled_records(one_seed), "markdown")
+    assert "1 seed: no comparison, nothing in bold" in shown and "**" not in shown.split("## Claims")[0]
+    three = load_suite(path)
+    assert "the interval over the means of the seeds' accuracies" in render(three, pooled_records(three), "markdown")
+
+
 @pytest.mark.parametrize("value", ["1", "yes please"])
 def test_pair_positions_must_be_a_flag(write_suite, value):
     with pytest.raises(AmrbenchError, match=r"table\.pair_positions.*true or false"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from amrbench import cost
+from amrbench.basics import metric_seconds, record_seconds
 from amrbench.cli import main
 from amrbench.store import RecordStore, read_suite_meta
 from amrbench.suite import expand, load_suite, resolve_suite_path
@@ -108,16 +109,17 @@ def test_the_whole_dataset_row_trains_eval_models_target_models(evidence_cells):
 
 # --------------------------------------------------------------------------- the committed runs
 def _measured_seconds(model: cost.CostModel, cells: list, latest: dict) -> float:
-    """The CPU time a run took: its cells' wall times and every shared artifact once (the
+    """The CPU time a run took: its cells' times and every shared artifact once (the
     mean of the times its records report: an artifact computed again in a rerun reports
-    its new time)."""
+    its new time), each read as the cost model reads it (CPU time first)."""
     artifacts = defaultdict(set)
     for cell in cells:
-        metrics = latest[cell["key"]]["metrics"]
+        record = latest[cell["key"]]
         for kind, metric in model.artifact_times().items():
-            if isinstance(metrics.get(metric), (int, float)) and kind in model._needs(cell["config"]):
-                artifacts[model._artifact_id(cell["config"], kind)].add(metrics[metric])
-    return sum(latest[c["key"]]["wall_time_s"] for c in cells) + sum(statistics.mean(v) for v in artifacts.values())
+            seconds = metric_seconds(record, metric)
+            if seconds is not None and kind in model._needs(cell["config"]):
+                artifacts[model._artifact_id(cell["config"], kind)].add(seconds)
+    return sum(record_seconds(latest[c["key"]]) for c in cells) + sum(statistics.mean(v) for v in artifacts.values())
 
 
 def _leave_suite_out(folder: Path) -> tuple:
@@ -148,7 +150,7 @@ def test_fitted_on_its_own_records_the_condensations_come_back_to_their_measured
     model = cost.CostModel(list(latest.values()))
     cells = [c for c in expand(suite) if c["config"]["method"]["name"] != "coreset"]
     estimated = sum(model.artifact_seconds(c["config"], "condensed", model._shape(c["config"])) for c in cells)
-    measured = sum(latest[c["key"]]["metrics"]["condense_time_s"] for c in cells)
+    measured = sum(metric_seconds(latest[c["key"]], "condense_time_s") for c in cells)
     assert measured / 1.25 <= estimated <= 1.25 * measured  # the search's probes and scores are counted
 
 
