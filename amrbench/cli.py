@@ -344,7 +344,7 @@ def _whole_profile(args, suite, store):
     seeds = list(load_suite(args.suite_path, profile=args.profile).seeds)
     stored = sorted({r["labels"]["seed"] for r in store.latest().values()
                      if isinstance((r.get("labels") or {}).get("seed"), int)})
-    seeds += [s for s in list(args.seeds) + stored if s not in seeds]
+    seeds = list(dict.fromkeys(seeds + list(args.seeds) + stored))
     return load_suite(args.suite_path, profile=args.profile, seeds=seeds)
 
 
