@@ -36,6 +36,15 @@ CLAIMS_NOTE = ("Each claim: the paired difference better − than (per seed, in 
                "better), its t-interval and the number of pairs n, for each group, column and compared row; "
                "holds when the interval lies above the margin, fails when below, undecided otherwise "
                "(and with n < 2). A claim holds when all its comparisons hold and fails when any fails.")
+MARKED_NOTE = ("A comparison with a cell the table marks (e.g. † an unconverged condensation) is undecided "
+               "whatever its interval: such a cell says nothing about its method.")
+
+
+def claims_note(results: list) -> str:
+    """The note above the claims: how verdicts are read, and what a mark does when a
+    comparison meets one."""
+    marked = any(c.marks for r in results for c in r.comparisons)
+    return CLAIMS_NOTE + (" " + MARKED_NOTE if marked else "")
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Comparison:
     than: str
     difference: stats.PairedDifference
     verdict: str
+    marks: str = ""  # the table marks on either cell (e.g. "†"): the comparison is then undecided
 
 
 @dataclass
@@ -197,7 +207,8 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
         return Comparison(place, than, stats.PairedDifference(math.nan, math.nan, math.nan, 0), "undecided")
     better_array, than_array = paired(better_values, than_values)
     difference = stats.paired_difference(better_array * scale, than_array * scale, higher, level)
-    if difference.n < 2:
+    marks = "".join(dict.fromkeys(s for row in (claim.better, than) for s in table.marks.get((row, column), [])))
+    if difference.n < 2 or marks:
         verdict = "undecided"
     elif difference.low > claim.margin:
         verdict = "holds"
@@ -205,7 +216,7 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
         verdict = "fails"
     else:
         verdict = "undecided"
-    return Comparison(place, than, difference, verdict)
+    return Comparison(place, than, difference, verdict, marks)
 
 
 def _filtered(values, where: dict, names: list):
@@ -233,7 +244,8 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
             f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided")
     places = {}
     for c in result.comparisons:
-        places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}")
+        why = f" (a {c.marks} cell)" if c.marks else ""
+        places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}{why}")
     return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
 
 

@@ -11,7 +11,7 @@ import io
 from tabulate import tabulate
 
 from amrbench.api import AmrbenchError
-from amrbench.claims import CLAIMS_NOTE, claim_line, evaluate_claims
+from amrbench.claims import claim_line, claims_note, evaluate_claims
 from amrbench.tables import (CHOICE_NOTE, FORMATS, Table, build_tables, choices, profile_text, rank_summary)
 
 
@@ -45,7 +45,7 @@ def _markdown(suite, tables, extras) -> str:
         parts.append(f"## Chosen on validation\n\n*{extras['choice_note']}*\n\n{lines}\n")
     if extras["claims"]:
         lines = "\n".join(f"- {claim_line(c, markdown=True)}" for c in extras["claims"])
-        parts.append(f"## Claims\n\n*{CLAIMS_NOTE}*\n\n{lines}\n")
+        parts.append(f"## Claims\n\n*{claims_note(extras['claims'])}*\n\n{lines}\n")
     return "\n".join(parts)
 
 

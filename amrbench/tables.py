@@ -159,6 +159,7 @@ class Table:
     samples: dict = field(default_factory=dict)  # (row, column) -> {pair key: raw value}
     pair_names: list = field(default_factory=list)  # the axes of a pair key
     means: Optional[np.ndarray] = None  # displayed (rounded, scaled) means, rows x columns
+    marks: dict = field(default_factory=dict)  # (row, column) -> the protocol's signs on it (e.g. † unconverged)
 
 
 def build_tables(suite, records: list) -> list[Table]:
@@ -331,7 +332,7 @@ def _one_table(suite, frame, row_values, col_values, title, marked=None, marks=(
             caption += f" {m['sign']} {m['text']} (in at least one of the cell's records): never bold."
     return Table(title, header, [str(r) for r in row_values], texts, bold.tolist(), caption,
                  row_values=list(row_values), col_values=list(col_values), samples=samples,
-                 pair_names=pair_axes(layout), means=means)
+                 pair_names=pair_axes(layout), means=means, marks=dict(marked or {}))
 
 
 def _bold_column(shown: np.ndarray, exact: np.ndarray, values: list, layout: dict) -> np.ndarray:

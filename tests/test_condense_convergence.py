@@ -13,6 +13,7 @@ import torch
 from amrbench import resources
 from amrbench.api import Context
 from amrbench.registry import Registry
+from amrbench.claims import claim_line, evaluate_claims
 from amrbench.render import render
 from amrbench.store import ArtifactCache
 from amrbench.suite import expand, load_suite
@@ -131,6 +132,16 @@ def test_unconverged_cell_marked_never_bold_golden(write_suite):
     assert "† unconverged condensation: the synthetic set moved < 1%" in text
     assert mark_warnings(suite, marked_records(suite)) == [
         f"marks: 1 of 12 cells marked † (unconverged condensation: {cz.UNCONVERGED_TEXT}); never bold in the tables"]
+
+
+def test_a_claim_against_an_unconverged_cell_is_undecided_whatever_its_interval(write_suite):
+    claims = ("claims:\n  - {label: DM beats Random, better: DM, than: [Random]}\n")
+    suite = load_suite(write_suite(MARK_SUITE + claims))
+    (result,) = evaluate_claims(suite, marked_records(suite))
+    spc2, spc4 = result.comparisons
+    assert spc2.difference.low > 0 and spc2.verdict == "undecided" and spc2.marks == "†"  # +20 points, but DM†
+    assert spc4.verdict == "holds" and spc4.marks == ""
+    assert result.verdict == "undecided" and "vs Random +20.00" in claim_line(result) and "(a † cell)" in claim_line(result)
 
 
 def test_no_mark_without_the_flag(write_suite):
