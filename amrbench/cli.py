@@ -246,7 +246,8 @@ def cmd_run(args) -> int:
                          only=_only_dict(args.only))
     from amrbench.suite import expand, only_cells
 
-    cells = only_cells(expand(suite), options.only)  # a typo in --only fails here, before anything is written
+    grid = expand(suite)
+    cells = only_cells(grid, options.only)  # a typo in --only fails here, before anything is written
     if args.dry_run:
         from amrbench.store import RecordStore
 
@@ -263,7 +264,7 @@ def cmd_run(args) -> int:
     out_dir = runner.results_dir(suite, options)
     _confirm_cost(suite, cells, args, out_dir)
     write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile,  # also fails early on a read-only folder
-                     runner.artifact_time_metrics(expand(suite)))
+                     runner.artifact_time_metrics(grid))
     summary = runner.run_suite(suite, options)
     suite = _whole_profile(args, suite, summary.store)  # the table shows every stored seed, not only this block's
     records = _suite_records(suite, summary.store)
