@@ -370,6 +370,21 @@ def test_a_cell_runs_while_an_artifact_it_does_not_need_computes(site, tmp_path)
     assert (runs(tmp_path, "slow"), runs(tmp_path, "free"), runs(tmp_path, "needs-slow")) == (1, 1, 1)
 
 
+def test_ready_cells_go_ahead_of_waiting_tasks_but_behind_those_to_run_alone():
+    from collections import deque
+
+    from amrbench_plugins.executors.local import put_first
+
+    alone, a1, a2, c1, c2 = (Task(print, (), name=n) for n in ("alone", "a1", "a2", "c1", "c2"))
+    alone.alone = True
+    queue = deque([alone, a1, a2])
+    put_first(queue, [c1, c2])
+    assert [t.name for t in queue] == ["alone", "c1", "c2", "a1", "a2"]
+    empty = deque()
+    put_first(empty, [c1])
+    assert list(empty) == [c1]
+
+
 def test_one_job_runs_each_cell_once_its_own_artifacts_are_computed(site, tmp_path):
     """In-process (--jobs 1): the artifact 'b' waits for the record of the cell that
     needs only 'a', so it computes only when that cell ran before it."""

@@ -170,6 +170,14 @@ def _fill(pool: RestartingPool, queue: deque, running: dict, on_submit) -> bool:
     return False
 
 
+def put_first(queue: deque, tasks: list) -> None:
+    """Queue ``tasks`` (cells that became ready) ahead of the tasks still waiting, but
+    behind those requeued to run alone after a worker died, keeping their order."""
+    head = next((i for i, task in enumerate(queue) if not task.alone), len(queue))
+    for offset, task in enumerate(tasks):
+        queue.insert(head + offset, task)
+
+
 def _count_death(lost: list, queue: deque, retries: int) -> list:
     """Count a death against each task that was in flight and requeue them first, to
     run one at a time. Return those given up: the task that was alone in flight when its
@@ -231,9 +239,9 @@ class LocalExecutor(Executor):
             yield from run_ready()
 
     def _pool(self, cells, options, notify, jobs):
-        """Every shared artifact first in the queue, each cell queued as soon as the
-        artifacts it needs are computed, so a cell's record is stored while other
-        artifacts still compute (a run stopped midway keeps more)."""
+        """Every shared artifact in the queue, each cell queued ahead of the artifacts
+        still waiting as soon as those it needs are computed, so a cell's record is stored
+        while other artifacts still compute (a run stopped midway keeps more)."""
         from amrbench_plugins.executors.dask import _plan  # the artifacts and, per cell, those it needs
 
         options = {**options, "threads": runner.cell_threads(options)}
@@ -253,7 +261,7 @@ class LocalExecutor(Executor):
                     task.deaths, retries, f"computing the shared artifact {task.name[0]!r} this cell needs")
                 progress.artifact_done(*task.args[:2], lost if future is None else _failure(future))
                 yield from self._settle(waiting, task.name, lost, options, notify)
-                queue.extend(_cell_task(cell, options) for cell in self._ready_cells(waiting))
+                put_first(queue, [_cell_task(cell, options) for cell in self._ready_cells(waiting)])
         finally:
             pool.close()
 
