@@ -159,15 +159,15 @@ def record_head(cell: dict, options: dict, started: Optional[float] = None, pid:
 
 def failed_record(cell: dict, options: dict, error: str, traceback: Optional[str] = None, *,
                   started: Optional[float] = None, pid: Optional[int] = None,
-                  wall_time_s: Optional[float] = None, cpu_time_s: Optional[float] = None) -> dict:
+                  wall_time_s: Optional[float] = None) -> dict:
     """The record of a cell that did not finish, with the fields of a finished one plus
     ``traceback`` (``metrics`` None): the one builder of a failure, used when a plugin
     raised and by every executor on the driver when a cell's worker died or its shared
     artifact could not be computed, so every failure reads the same in the store.
-    ``traceback``, ``started``, ``pid``, ``wall_time_s`` and ``cpu_time_s`` are None unless
-    the caller knows them."""
+    ``traceback``, ``started``, ``pid`` and ``wall_time_s`` are None unless the caller
+    knows them; ``cpu_time_s`` is None (``execute_cell`` sets it for a plugin's failure)."""
     return {**record_head(cell, options, started, pid), "status": "failed", "metrics": None, "error": error,
-            "traceback": traceback, "wall_time_s": wall_time_s, "cpu_time_s": cpu_time_s}
+            "traceback": traceback, "wall_time_s": wall_time_s, "cpu_time_s": None}
 
 
 def error_line(exc: BaseException) -> str:

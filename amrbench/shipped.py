@@ -4,8 +4,7 @@
 suite files as plain YAML (no validation, no plugins) and the committed records as JSON
 lines: per shipped suite its ``name:``, file, profiles, each profile's results folder,
 and the CPU time its stored records took (the sum of their ``cpu_time_s``, else
-``wall_time_s``) per profile
-that made them (the results folders' ``suite.json``). Estimates for grids not yet run
+``wall_time_s``) per profile that made them (the results folders' ``suite.json``). Estimates for grids not yet run
 need the cost model (``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the
 plugins.
 """
@@ -111,7 +110,7 @@ def _cpu_seconds(records, time_metrics: set) -> float:
     carry the same value of its metric), each read as ``amrbench.basics.record_seconds``
     and ``metric_seconds`` do (CPU time first)."""
     artifacts = {(metric, value) for record in records for metric in time_metrics
-                 if isinstance(value := metric_seconds(record, metric), (int, float))}
+                 if (value := metric_seconds(record, metric)) is not None}
     return sum(record_seconds(r) or 0.0 for r in records) + sum(v for _, v in artifacts)
 
 

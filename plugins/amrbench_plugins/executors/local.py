@@ -250,7 +250,7 @@ class LocalExecutor(Executor):
         waiting = {i: (cell, set(needs[cell["key"]])) for i, cell in enumerate(cells)}
         queue = deque(Task(runner.execute_artifact, (cell, kind, options), name=akey)
                       for akey, (cell, kind) in artifacts.items())
-        queue.extend(_cell_task(cell, options) for cell in self._ready_cells(waiting))
+        self._queue_ready(queue, waiting, options)
         pool = RestartingPool(jobs)
         try:
             for task, future in run_tasks(pool, queue, retries, lambda task: self._started(task, notify)):
@@ -261,7 +261,7 @@ class LocalExecutor(Executor):
                     task.deaths, retries, f"computing the shared artifact {task.name[0]!r} this cell needs")
                 progress.artifact_done(*task.args[:2], lost if future is None else _failure(future))
                 yield from self._settle(waiting, task.name, lost, options, notify)
-                put_first(queue, [_cell_task(cell, options) for cell in self._ready_cells(waiting)])
+                self._queue_ready(queue, waiting, options)
         finally:
             pool.close()
 
@@ -272,6 +272,12 @@ class LocalExecutor(Executor):
                 notify(task.name)
         else:
             progress.artifact_started(*task.args[:2])
+
+    @staticmethod
+    def _queue_ready(queue: deque, waiting: dict, options: dict) -> None:
+        """The tasks of the waiting cells whose artifacts are all computed, ahead of the
+        artifacts still queued (``put_first``)."""
+        put_first(queue, [_cell_task(cell, options) for cell in LocalExecutor._ready_cells(waiting)])
 
     @staticmethod
     def _ready_cells(waiting: dict) -> list:
