@@ -166,6 +166,20 @@ def test_lr_search_picks_a_candidate_by_the_heldout_loss():
     assert search["n_fit"] + search["n_heldout"] == len(train)
 
 
+def test_condense_command_says_when_the_search_chose_an_end_of_its_grid():
+    from amrbench_plugins.condense.commands import convergence_lines
+
+    summary = cz.convergence_summary([10.0, 8.0, 5.0, 3.0], torch.ones(2, 1, 2), torch.full((2, 1, 2), 1.5))
+    search = {"steps": [0.01, 0.1, 1.0], "lrs": [0.2, 2.0, 20.0], "heldout_loss": [9.0, 7.0, 6.0],
+              "initial_heldout_loss": 10.0, "iterations": 5}
+    for chosen, edge in [(20.0, "largest"), (0.2, "smallest"), (2.0, None)]:
+        artifact = {"lr": chosen, "convergence": summary, "details": {"lr_search": {**search, "chosen": chosen}}}
+        lines = convergence_lines(artifact)
+        assert cz.search_edge(artifact["details"]["lr_search"]) == edge
+        assert any(f"chose its {edge} candidate" in line for line in lines) == (edge is not None), lines
+    assert cz.search_edge(None) is None and cz.search_edge({"lrs": [1.0], "chosen": 1.0}) is None
+
+
 def test_holdout_split_excludes_the_initial_signals():
     _, train, _ = toy_context()
     x0, _, picks = cz.init_synthetic(train, 3, np.random.default_rng(0))

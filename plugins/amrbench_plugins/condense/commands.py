@@ -246,7 +246,7 @@ def cmd_condense(args, registry) -> int:
 def convergence_lines(artifact: dict) -> list:
     """The figures a condense record holds: lr (and how it was chosen), loss first -> last,
     movement, verdict, seconds per iteration; nothing for condensers without iterations."""
-    from amrbench_plugins.condense.synthetic import convergence_text
+    from amrbench_plugins.condense.synthetic import convergence_text, search_edge
 
     summary = artifact.get("convergence")
     if not summary:
@@ -256,6 +256,10 @@ def convergence_lines(artifact: dict) -> list:
            f"{search['initial_heldout_loss']:.4g} at S0 -> {min(v for v in search['heldout_loss'] if v is not None):.4g})"
            if search else "")
     lines = [f"lr {artifact.get('lr'):.4g}{how}", convergence_text(summary)]
+    edge = search_edge(search)
+    if edge:
+        lines.append(f"the search chose its {edge} candidate: the best rate may lie outside search_steps "
+                     f"{search['steps']} (widen them to see; the choice is made on the held-out matching loss)")
     if artifact.get("seconds_per_iteration"):
         lines.append(f"{artifact['seconds_per_iteration']:.3g} s per iteration")
     return lines

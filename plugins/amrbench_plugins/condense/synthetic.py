@@ -424,6 +424,15 @@ def convergence_text(summary: Optional[dict]) -> str:
             f"{verdict}")
 
 
+def search_edge(search: Optional[dict]) -> Optional[str]:
+    """Whether an ``lr: search`` record chose an end of its grid (``"largest"`` or
+    ``"smallest"`` candidate): the best rate may then lie outside ``search_steps``."""
+    if not search or len(search.get("lrs") or []) < 2:
+        return None
+    lrs = search["lrs"]
+    return {lrs[-1]: "largest", lrs[0]: "smallest"}.get(search.get("chosen"))
+
+
 # --------------------------------------------------------------------------- base class
 #: relative first-step sizes the ``lr: search`` policy tries (lr = step x ||S_0|| / ||dL/dS||)
 SEARCH_STEPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
