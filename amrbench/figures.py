@@ -148,24 +148,36 @@ def _plot_curve(suite, title: str, points: list, path: Path) -> None:
 
 
 def write_loss_curves(suite, records: list, out_dir: Path, prefix: str = LOSS_PREFIX) -> list:
-    """One PNG per (dataset, model) of a condense suite's records that carry a
-    ``loss_curve``: the condensation loss per iteration (its bin means), a panel per
-    method and budget, a line per seed (dashed when the record is unconverged), named
-    ``<prefix><dataset>-<model>.png``. Returns the paths written (none without curves)."""
+    """One PNG per (dataset, condensation network) of a condense suite's records that
+    carry a ``loss_curve``: the condensation loss per iteration (its bin means), a panel
+    per method and budget, a line per seed (dashed when the record is unconverged), named
+    ``<prefix><dataset>-<network>.png``. The network is the record's ``condense_net`` (the
+    model axis where a record has none): the evaluation models of a cross-architecture
+    table share one condensation, drawn once. Returns the paths written (none without
+    curves)."""
     from amrbench.tables import axis_labels
 
     curves = [r for r in records if r.get("status") == "ok" and (r.get("metrics") or {}).get("loss_curve")]
     order = axis_labels(suite) if curves else {}
     written, used = [], set()
     for dataset in order.get("dataset", ()):
+        mine = [r for r in curves if r["labels"].get("dataset") == dataset]
+        by_net = {}
         for model in order["model"]:
-            mine = [r for r in curves if r["labels"].get("dataset") == dataset and r["labels"].get("model") == model]
-            if mine:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                path = out_dir / (_unique(f"{prefix}{slug(f'{dataset}-{model}')}", used) + ".png")
-                _plot_losses(mine, order, f"{dataset} · {model}", path)
-                written.append(path)
+            for r in sorted((r for r in mine if r["labels"].get("model") == model), key=lambda r: r["key"]):
+                by_net.setdefault(condensation_net(r), {}).setdefault(
+                    (r["labels"].get("method"), r["labels"].get("budget"), r["labels"].get("seed")), r)
+        for net, drawn in by_net.items():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / (_unique(f"{prefix}{slug(f'{dataset}-{net}')}", used) + ".png")
+            _plot_losses(list(drawn.values()), order, f"{dataset} · condensed with {net}", path)
+            written.append(path)
     return written
+
+
+def condensation_net(record: dict) -> str:
+    """The network a condense record's set was learned with (its model label if unrecorded)."""
+    return str((record.get("metrics") or {}).get("condense_net") or record["labels"].get("model"))
 
 
 def _plot_losses(records: list, order: dict, title: str, path: Path) -> None:

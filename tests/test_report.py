@@ -223,6 +223,23 @@ def test_a_condense_results_folder_holds_its_loss_curves_and_the_page_shows_them
         (site.out / "tiny-condense" / LOSS_FOLDER / "toy-cnn1d.png").read_bytes()
 
 
+def test_evaluation_models_sharing_a_condensation_get_one_loss_figure(tmp_path, monkeypatch):
+    path = tmp_path / "cross.yaml"
+    path.write_text(CONDENSE_SUITE.replace("models: [cnn1d]", "models: [cnn1d, cnn2d]"))
+    suite = load_suite(path)
+    records = condense_records(suite)
+    for r in records:  # both evaluation models trained on sets condensed with cnn1d
+        if "loss_curve" in r["metrics"]:
+            r["metrics"]["condense_net"] = "cnn1d"
+    drawn = []
+    monkeypatch.setattr(figures, "_plot_losses", lambda rs, order, title, p: drawn.append((rs, title, p.name)))
+    figures.write_loss_curves(suite, records, tmp_path)
+    assert [(title, name) for _, title, name in drawn] == [("toy · condensed with cnn1d", "loss-toy-cnn1d.png")]
+    lines = [(r["labels"]["method"], r["labels"]["budget"], r["labels"]["seed"]) for r in drawn[0][0]]
+    assert sorted(lines) == sorted({(m, b, s) for m in ["DM"] for b in ["SPC 2", "SPC 4"] for s in [0, 1]})
+    assert all(r["labels"]["model"] == "cnn1d" for r in drawn[0][0])  # one line per condensation: the first model's
+
+
 def test_every_link_and_image_resolves_offline(site):
     assert check_links(site.out) > 20
     for page in site.out.rglob("*.html"):
