@@ -4,9 +4,9 @@
 suite files as plain YAML (no validation, no plugins) and the committed records as JSON
 lines: per shipped suite its ``name:``, file, profiles, each profile's results folder,
 and the CPU time its stored records took (the sum of their ``cpu_time_s``, else
-``wall_time_s``) per profile that made them (the results folders' ``suite.json``). Estimates for grids not yet run
-need the cost model (``amrbench suites --cost``, :mod:`amrbench.cost`), which loads the
-plugins.
+``wall_time_s``) per profile that made them (the results folders' ``suite.json``).
+Estimates for grids not yet run need the cost model (``amrbench suites --cost``,
+:mod:`amrbench.cost`), which loads the plugins.
 """
 from __future__ import annotations
 
