@@ -233,25 +233,30 @@ def _filtered(values, where: dict, names: list):
 
 def claim_line(result: ClaimResult, markdown: bool = False) -> str:
     """One line: verdict, label, margin, the tally, then each comparison's difference,
-    interval, n and verdict, grouped by table group and column."""
+    interval, n and verdict, grouped by table group and column. Comparisons without
+    records (blocks not yet run) are only counted, not listed."""
     claim, d = result.claim, result.digits
     verdict = f"**{result.verdict}**" if markdown else result.verdict
     margin = f" (margin {claim.margin:g})" if claim.margin else ""
     if not result.comparisons:
         return f"{verdict} — {claim.label}{margin}: no records match"
     tally = {v: sum(c.verdict == v for c in result.comparisons) for v in ("holds", "fails", "undecided")}
+    missing = sum(c.difference.n == 0 for c in result.comparisons)
+    unrun = f" ({missing} of them without records yet)" if missing else ""
     head = (f"{verdict} — {claim.label}{margin}; {result.level * 100:g} % CI of the paired difference; "
-            f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided")
+            f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided{unrun}")
     places = {}
     for c in result.comparisons:
+        if c.difference.n == 0:
+            continue
         why = f" (a {c.marks} cell)" if c.marks else ""
         places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}{why}")
+    if not places:
+        return head
     return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
 
 
 def _numbers(diff: stats.PairedDifference, digits: int) -> str:
-    if diff.n == 0:
-        return "(no records)"
     if diff.n < 2:
         return f"{diff.mean:+.{digits}f} (n=1)"
     return f"{diff.mean:+.{digits}f} [{diff.low:+.{digits}f}, {diff.high:+.{digits}f}] (n={diff.n})"

@@ -161,7 +161,18 @@ def test_pair_positions_must_be_a_flag(write_suite, value):
 def test_no_records_is_undecided(write_suite):
     suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
     result = evaluate_claims(suite, [])[0]
-    assert result.verdict == "undecided" and "no records" in claim_line(result)
+    assert result.verdict == "undecided" and "without records yet" in claim_line(result)
+
+
+def test_comparisons_without_records_are_counted_not_listed(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
+    half_run = [r for r in records_for(suite) if r["labels"]["budget"] == "25%"]
+    line = claim_line(evaluate_claims(suite, half_run)[2])  # herding beats uniform everywhere
+    assert line.endswith("1 hold, 0 fail, 1 undecided (1 of them without records yet): "
+                         "toy · cnn1d · 25%: vs uniform +11.00 [+8.52, +13.48] (n=3) holds")
+    assert "50%" not in line
+    nothing = claim_line(evaluate_claims(suite, [r for r in half_run if r["labels"]["method"] == "uniform"])[0])
+    assert nothing.endswith("0 hold, 0 fail, 1 undecided (1 of them without records yet)")
 
 
 def test_where_on_a_pooled_axis_filters_the_pairs(write_suite):
