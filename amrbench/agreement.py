@@ -12,7 +12,9 @@ mean of those seed τ (the cut moves the ranking no more than a new seed does), 
 
 Values are the per-record metric (the table's, or ``--metric``), one per cell: the latest
 ok record of each key, as tables use. Rows that only one profile holds are dropped from
-that column's τ, with a note.
+that column's τ, with a note. ``--places`` adds, per column, each row's place (1 = best,
+ties averaged, by the table's ``higher_is_better``) and value in B, in A and in A's other
+seeds: which rows a cut moved, and whether reseeding moves them as much.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class ColumnCheck:
     p: float
     seed_taus: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)  # profile -> the compared block's rows it lacks
+    values: dict = field(default_factory=dict)  # "B", "A", "A seed s" -> {row: value}, for --places
 
     @property
     def baseline_mean(self) -> float:
@@ -74,6 +77,7 @@ class Agreement:
     block_axes: list
     checks: list
     notes: list
+    higher_is_better: bool = True
 
 
 def verdict(tau: float, seed_taus: list) -> str:
@@ -147,16 +151,28 @@ def other_seed_blocks(block: tuple, blocks, seed_at: Optional[int]) -> list:
                    and all(x == y for i, (x, y) in enumerate(zip(b, block)) if i != seed_at)), key=repr)
 
 
+def other_seed_values(values_a: dict, block: tuple, column: str, seed_at: Optional[int]) -> dict:
+    """Other seed of A -> its {row: value} in ``column`` (the block equal to ``block``
+    except at the seed)."""
+    blocks = {b for b, c in values_a if c == column}
+    return {other[seed_at]: values_a[(other, column)] for other in other_seed_blocks(block, blocks, seed_at)}
+
+
 def seed_taus(values_a: dict, block: tuple, column: str, rows: list, seed_at: Optional[int]) -> dict:
     """Other seed of A -> τ between ``block``'s values and that seed's in ``column``, on
     the ``rows`` compared that the other seed also holds."""
     here = values_a[(block, column)]
-    blocks = {b for b, c in values_a if c == column}
-    out = {}
-    for other in other_seed_blocks(block, blocks, seed_at):
-        there = values_a[(other, column)]
-        out[other[seed_at]] = kendall(here, there, [r for r in rows if r in there])[0]
-    return out
+    return {seed: kendall(here, there, [r for r in rows if r in there])[0]
+            for seed, there in other_seed_values(values_a, block, column, seed_at).items()}
+
+
+def places(values: dict, higher_is_better: bool = True) -> dict:
+    """Row -> place among ``values``' rows (1 = best, ties share the average place)."""
+    from scipy.stats import rankdata
+
+    rows = list(values)
+    order = rankdata([-values[r] if higher_is_better else values[r] for r in rows])
+    return {r: float(p) for r, p in zip(rows, order)}
 
 
 def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional[str] = None) -> Agreement:
@@ -176,7 +192,8 @@ def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional
     common_blocks = blocks_a & blocks_b
     if not common_blocks:
         raise NoCommonBlock(blocks_on, sorted(blocks_a, key=by_order), sorted(blocks_b, key=by_order))
-    found = Agreement(suite_a.profile, suite_b.profile, ", ".join(labels), rows_axis, cols_axis, blocks_on, [], [])
+    found = Agreement(suite_a.profile, suite_b.profile, ", ".join(labels), rows_axis, cols_axis, blocks_on, [], [],
+                      bool(layout.get("higher_is_better", True)))
     for block in sorted(common_blocks, key=by_order):
         _check_block(found, values_a, values_b, block, order)
     return found
@@ -206,8 +223,12 @@ def _column_check(values_a, values_b, block, column, row_order, seed_at, names) 
     rows = in_order(a.keys() & b.keys(), row_order)
     dropped = {name_a: in_order(set(b) - set(a), row_order), name_b: in_order(set(a) - set(b), row_order)}
     tau, p = kendall(a, b, rows)
+    seed = f" seed {block[seed_at]}" if seed_at is not None else ""
+    values = {name_b: b, f"{name_a}{seed}": a}
+    values.update({f"{name_a} seed {s}": v for s, v in other_seed_values(values_a, block, column, seed_at).items()})
     return ColumnCheck(block, column, rows, tau, p, seed_taus(values_a, block, column, rows, seed_at),
-                       {name: rows_ for name, rows_ in dropped.items() if rows_})
+                       {name: rows_ for name, rows_ in dropped.items() if rows_},
+                       {name: {r: v[r] for r in rows if r in v} for name, v in values.items()})
 
 
 class NoCommonBlock(AmrbenchError):
@@ -246,6 +267,28 @@ def render(agreement: Agreement) -> str:
     return f"{intro}\n\n{table}\n\n{notes}{summary(agreement)}\n"
 
 
+def render_places(agreement: Agreement) -> str:
+    """Per column check: each compared row's place (value) in B, in A and in A's other
+    seeds, rows in B's order."""
+    from tabulate import tabulate
+
+    out = []
+    for check in agreement.checks:
+        ranked = {name: places(v, agreement.higher_is_better) for name, v in check.values.items()}
+        first = next(iter(check.values))
+        rows = sorted(check.rows, key=lambda r: ranked[first][r])
+        table = [[r] + [f"{_place(ranked[n].get(r))} ({_number(v[r], '.4g')})" if r in v else "–"
+                        for n, v in check.values.items()] for r in rows]
+        out.append(f"{block_text(agreement.block_axes, check.block)}, {check.column}: place (value), 1 = best\n\n"
+                   + tabulate(table, headers=[agreement.rows_axis, *check.values], tablefmt="github",
+                              disable_numparse=True))
+    return "\n\n".join(out) + "\n"
+
+
+def _place(place) -> str:
+    return "–" if place is None else (f"{place:.0f}" if float(place).is_integer() else f"{place:.1f}")
+
+
 def summary(agreement: Agreement) -> str:
     """One line: how many columns kept the ranking, under the rule."""
     verdicts = [c.verdict for c in agreement.checks]
@@ -267,6 +310,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--metric", help="the record metric to rank by (default: the table's metric)")
     p.add_argument("--results-a", help="profile A's results folder (default <root>/<suite name>-<A>)")
     p.add_argument("--results-b", help="profile B's results folder (default <root>/<suite name>-<B>)")
+    p.add_argument("--places", action="store_true", help="also print, per column, each row's place and value "
+                   "in B, in A and in A's other seeds (which rows moved)")
     p.set_defaults(handler=cmd_agreement)
     return p
 
@@ -288,6 +333,8 @@ def cmd_agreement(args, registry=None) -> int:
     except NoCommonBlock as exc:
         raise AmrbenchError(no_common_block_message(exc, args.suite, args.against, folder_a, folder_b)) from None
     print(render(agreement), end="")
+    if args.places:
+        print("\n" + render_places(agreement), end="")
     return 0
 
 

@@ -193,3 +193,26 @@ def test_an_unknown_metric_is_one_line(write_suite, capsys):
     assert main(["agreement", str(path), "--profile", "cut", "--against", "uncut", "--metric", "acuracy"]) == 2
     err = error_line(capsys)
     assert "--metric 'acuracy' is no number of its records" in err and "did you mean 'accuracy'" in err
+
+
+def test_places_rank_best_first_with_ties_averaged():
+    assert agreement.places({"a": 0.5, "b": 0.7, "c": 0.7, "d": 0.1}) == {"a": 3.0, "b": 1.5, "c": 1.5, "d": 4.0}
+    assert agreement.places({"a": 0.5, "b": 0.7, "d": 0.1}, higher_is_better=False) == {"a": 2.0, "b": 3.0, "d": 1.0}
+
+
+def test_places_show_which_rows_moved_in_a_and_its_other_seeds(write_suite, capsys):
+    path = cli_setup(write_suite)  # uncut 50%: ONE_SWAP; cut seeds 0, 1: IDENTICAL, seed 2: ONE_SWAP
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "uncut", "--places"]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("toy · cnn1d · seed 0, 50%: place (value), 1 = best"):]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["method", "uncut", "cut seed 0", "cut seed 1",
+                                                                   "cut seed 2"]
+    # rows in the uncut order (kcenter 0.7 first); higher accuracy is the better place
+    assert [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]] == [
+        ["kcenter", "1 (0.7)", "2 (0.6)", "2 (0.6)", "1 (0.7)"],
+        ["entropy", "2 (0.6)", "1 (0.7)", "1 (0.7)", "2 (0.6)"],
+        ["herding", "3 (0.5)", "3 (0.5)", "3 (0.5)", "3 (0.5)"],
+        ["uniform", "4 (0.4)", "4 (0.4)", "4 (0.4)", "4 (0.4)"]]
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "uncut"]) == 0
+    assert "place (value)" not in capsys.readouterr().out  # only with --places
