@@ -167,12 +167,13 @@ def seed_taus(values_a: dict, block: tuple, column: str, rows: list, seed_at: Op
 
 
 def places(values: dict, higher_is_better: bool = True) -> dict:
-    """Row -> place among ``values``' rows (1 = best, ties share the average place)."""
-    from scipy.stats import rankdata
+    """Row -> place among ``values``' rows (1 = best, ties share the average place): the
+    tables' average rank over this one block."""
+    import pandas as pd
 
-    rows = list(values)
-    order = rankdata([-values[r] if higher_is_better else values[r] for r in rows])
-    return {r: float(p) for r, p in zip(rows, order)}
+    from amrbench.stats import average_ranks
+
+    return {r: float(p) for r, p in average_ranks(pd.DataFrame([values]), higher_is_better).items()}
 
 
 def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional[str] = None) -> Agreement:
