@@ -158,12 +158,10 @@ def other_seed_values(values_a: dict, block: tuple, column: str, seed_at: Option
     return {other[seed_at]: values_a[(other, column)] for other in other_seed_blocks(block, blocks, seed_at)}
 
 
-def seed_taus(values_a: dict, block: tuple, column: str, rows: list, seed_at: Optional[int]) -> dict:
-    """Other seed of A -> τ between ``block``'s values and that seed's in ``column``, on
-    the ``rows`` compared that the other seed also holds."""
-    here = values_a[(block, column)]
-    return {seed: kendall(here, there, [r for r in rows if r in there])[0]
-            for seed, there in other_seed_values(values_a, block, column, seed_at).items()}
+def seed_taus(here: dict, others: dict, rows: list) -> dict:
+    """Other seed -> τ between the block's values ``here`` and that seed's (``others``:
+    seed -> {row: value}), on the ``rows`` compared that the other seed also holds."""
+    return {seed: kendall(here, there, [r for r in rows if r in there])[0] for seed, there in others.items()}
 
 
 def places(values: dict, higher_is_better: bool = True) -> dict:
@@ -224,10 +222,10 @@ def _column_check(values_a, values_b, block, column, row_order, seed_at, names) 
     rows = in_order(a.keys() & b.keys(), row_order)
     dropped = {name_a: in_order(set(b) - set(a), row_order), name_b: in_order(set(a) - set(b), row_order)}
     tau, p = kendall(a, b, rows)
+    others = other_seed_values(values_a, block, column, seed_at)
     seed = f" seed {block[seed_at]}" if seed_at is not None else ""
-    values = {name_b: b, f"{name_a}{seed}": a}
-    values.update({f"{name_a} seed {s}": v for s, v in other_seed_values(values_a, block, column, seed_at).items()})
-    return ColumnCheck(block, column, rows, tau, p, seed_taus(values_a, block, column, rows, seed_at),
+    values = {name_b: b, f"{name_a}{seed}": a, **{f"{name_a} seed {s}": v for s, v in others.items()}}
+    return ColumnCheck(block, column, rows, tau, p, seed_taus(a, others, rows),
                        {name: rows_ for name, rows_ in dropped.items() if rows_},
                        {name: {r: v[r] for r in rows if r in v} for name, v in values.items()})
 
