@@ -18,14 +18,20 @@ position in the pooled list, unless ``pair_positions: false`` averages each seed
 values into one pair), in displayed units and with the sign flipped when lower is
 better; their t-interval (the table's ``ci`` level, else 95 %) **holds** when it lies
 above the margin, **fails** when it lies below, and is **undecided** otherwise, or with
-fewer than two pairs. A claim holds when every comparison holds, fails when any fails,
-and is undecided otherwise (also when no records match).
+fewer than two pairs. A claim holds when every comparison holds: an intersection-union
+test, at the claim's level without correction. It fails when some comparison fails
+family-wise, its interval at the Bonferroni level 1 − (1 − level) / m for the claim's m
+comparisons with two or more pairs lying below the margin: one of many comparisons failing
+at the plain level is what chance gives (the first step of Holm's procedure is the same
+test). Otherwise, and when no records match, the claim is undecided.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from typing import Optional
+
+import numpy as np
 
 from amrbench import stats
 from amrbench.api import did_you_mean
@@ -35,7 +41,9 @@ CLAIM_KEYS = {"label", "better", "than", "where", "margin"}
 CLAIMS_NOTE = ("Each claim: the paired difference better − than (per seed, in the table's units, positive = "
                "better), its t-interval and the number of pairs n, for each group, column and compared row; "
                "holds when the interval lies above the margin, fails when below, undecided otherwise "
-               "(and with n < 2). A claim holds when all its comparisons hold and fails when any fails.")
+               "(and with n < 2). A claim holds when all its comparisons hold, and fails when one fails "
+               "family-wise: its interval at the Bonferroni level over the claim's m comparisons lies below "
+               "the margin.")
 MARKED_NOTE = ("A comparison with a cell the table marks (e.g. † an unconverged condensation) is undecided "
                "whatever its interval: such a cell says nothing about its method.")
 
@@ -63,6 +71,8 @@ class Comparison:
     difference: stats.PairedDifference
     verdict: str
     marks: str = ""  # the table marks on either cell (e.g. "†"): the comparison is then undecided
+    differences: tuple = ()  # the per-pair differences behind ``difference``
+    familywise: Optional[stats.PairedDifference] = None  # at the Bonferroni level; set where ``verdict`` is fails
 
 
 @dataclass
@@ -72,6 +82,7 @@ class ClaimResult:
     comparisons: list
     level: float
     digits: int
+    familywise_level: float = 0.0  # the level a failing comparison is tested at
 
 
 # --------------------------------------------------------------------------- validation
@@ -195,9 +206,22 @@ def _evaluate(claim: Claim, tables: list, cols_axis: str, scale: float, higher: 
             place = " · ".join(str(v) for v in [*table.group.values(), column] if str(v))
             for than in claim.than:
                 comparisons.append(_compare(table, column, claim, than, place, scale, higher, level))
+    familywise = familywise_level(level, sum(c.difference.n >= 2 and not c.marks for c in comparisons))
+    for c in comparisons:
+        if c.verdict == "fails":
+            c.familywise = stats.paired_difference(np.asarray(c.differences), np.zeros(len(c.differences)),
+                                                   True, familywise)
     verdicts = {c.verdict for c in comparisons}
-    verdict = ("fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "undecided")
-    return ClaimResult(claim, verdict, comparisons, level, digits)
+    if any(c.familywise is not None and c.familywise.high < claim.margin for c in comparisons):
+        verdict = "fails"
+    else:
+        verdict = "holds" if verdicts == {"holds"} else "undecided"
+    return ClaimResult(claim, verdict, comparisons, level, digits, familywise)
+
+
+def familywise_level(level: float, comparisons: int) -> float:
+    """The Bonferroni confidence level for ``comparisons`` simultaneous intervals."""
+    return 1.0 - (1.0 - level) / max(comparisons, 1)
 
 
 def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, level) -> Comparison:
@@ -207,6 +231,7 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
         return Comparison(place, than, stats.PairedDifference(math.nan, math.nan, math.nan, 0), "undecided")
     better_array, than_array = paired(better_values, than_values)
     difference = stats.paired_difference(better_array * scale, than_array * scale, higher, level)
+    differences = tuple((better_array - than_array) * scale * (1.0 if higher else -1.0))
     marks = "".join(dict.fromkeys(s for row in (claim.better, than) for s in table.marks.get((row, column), [])))
     if difference.n < 2 or marks:
         verdict = "undecided"
@@ -216,7 +241,7 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
         verdict = "fails"
     else:
         verdict = "undecided"
-    return Comparison(place, than, difference, verdict, marks)
+    return Comparison(place, than, difference, verdict, marks, differences)
 
 
 def _filtered(values, where: dict, names: list):
@@ -243,17 +268,27 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
     tally = {v: sum(c.verdict == v for c in result.comparisons) for v in ("holds", "fails", "undecided")}
     missing = sum(c.difference.n == 0 for c in result.comparisons)
     unrun = f" ({missing} of them without records yet)" if missing else ""
+    familywise = (f"; a fail is retested family-wise at {result.familywise_level * 100:.4g} % "
+                  f"(Bonferroni over {_decidable(result)} comparisons)" if tally["fails"] else "")
     head = (f"{verdict} — {claim.label}{margin}; {result.level * 100:g} % CI of the paired difference; "
-            f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided{unrun}")
+            f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided{unrun}{familywise}")
     places = {}
     for c in result.comparisons:
         if c.difference.n == 0:
             continue
         why = f" (a {c.marks} cell)" if c.marks else ""
+        if c.familywise is not None:
+            retest = "fails" if c.familywise.high < claim.margin else "undecided"
+            why = f" (family-wise [{c.familywise.low:+.{d}f}, {c.familywise.high:+.{d}f}] {retest})"
         places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}{why}")
     if not places:
         return head
     return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
+
+
+def _decidable(result: ClaimResult) -> int:
+    """The comparisons the family-wise level counts: two or more pairs, no marked cell."""
+    return sum(c.difference.n >= 2 and not c.marks for c in result.comparisons)
 
 
 def _numbers(diff: stats.PairedDifference, digits: int) -> str:

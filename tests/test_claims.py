@@ -65,6 +65,44 @@ def test_margin_above_the_interval_fails(write_suite):
     assert evaluate_claims(suite, records_for(suite))[-1].verdict == "fails"
 
 
+# uniform − herding per seed: at 25 % -3, -4, -6 points (t = -4.91 on 2 degrees of
+# freedom: below 0 at 95 %, t = 4.30, not at 97.5 %, t = 6.21); at 50 % +1, -1, +2
+MARGINAL = {
+    ("uniform", "25%"): [0.50, 0.55, 0.60], ("herding", "25%"): [0.53, 0.59, 0.66],
+    ("uniform", "50%"): [0.70, 0.80, 0.74], ("herding", "50%"): [0.69, 0.81, 0.72],
+}
+UNIFORM_FIRST = """
+claims:
+  - label: uniform beats herding at both rates
+    better: uniform
+    than: herding
+  - label: uniform beats herding at 25 %
+    better: uniform
+    than: herding
+    where: {budget: 0.25}
+"""
+
+
+def test_a_claim_fails_only_when_a_comparison_fails_family_wise(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + UNIFORM_FIRST))
+    both, alone = evaluate_claims(suite, records_for(suite, MARGINAL))
+    # alone: one comparison, so the family-wise level is the plain one and the fail stands
+    assert alone.verdict == "fails" and alone.familywise_level == pytest.approx(0.95)
+    # both rates: two comparisons; the 25 % one fails at 95 % but not at 97.5 %
+    at25, at50 = both.comparisons
+    assert at25.verdict == "fails" and at50.verdict == "undecided"
+    assert both.familywise_level == pytest.approx(0.975) and both.verdict == "undecided"
+    mean, se = -13 / 3, np.std([-3, -4, -6], ddof=1) / np.sqrt(3)
+    assert at25.familywise.mean == pytest.approx(mean)
+    assert at25.familywise.high == pytest.approx(mean + 6.205347 * se, abs=1e-5)  # t(0.9875, 2)
+    assert at25.difference.high == pytest.approx(mean + 4.302653 * se, abs=1e-5)  # t(0.975, 2)
+    line = claim_line(both)
+    assert "retested family-wise at 97.5 % (Bonferroni over 2 comparisons)" in line
+    assert re.search(r"vs herding -4\.3+ \[-?[\d.]+, -0\.\d+\] \(n=3\) fails \(family-wise \[-[\d.]+, \+[\d.]+\] undecided\)", line)
+    # the head names the retest and the failing comparison its family-wise interval
+    assert claim_line(alone).count("family-wise") == 2
+
+
 def test_claim_lines_in_every_format(write_suite):
     suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
     records = records_for(suite)
