@@ -83,6 +83,7 @@ class ClaimResult:
     level: float
     digits: int
     familywise_level: float = 0.0  # the level a failing comparison is tested at
+    family: int = 0  # the comparisons that level counts: two or more pairs, no marked cell
 
 
 # --------------------------------------------------------------------------- validation
@@ -206,17 +207,18 @@ def _evaluate(claim: Claim, tables: list, cols_axis: str, scale: float, higher: 
             place = " · ".join(str(v) for v in [*table.group.values(), column] if str(v))
             for than in claim.than:
                 comparisons.append(_compare(table, column, claim, than, place, scale, higher, level))
-    familywise = familywise_level(level, sum(c.difference.n >= 2 and not c.marks for c in comparisons))
+    family = sum(c.difference.n >= 2 and not c.marks for c in comparisons)
+    familywise = familywise_level(level, family)
     for c in comparisons:
         if c.verdict == "fails":
-            c.familywise = stats.paired_difference(np.asarray(c.differences), np.zeros(len(c.differences)),
-                                                   True, familywise)
+            c.familywise = stats.PairedDifference(*stats.t_interval(np.asarray(c.differences), familywise),
+                                                  len(c.differences))
     verdicts = {c.verdict for c in comparisons}
     if any(c.familywise is not None and c.familywise.high < claim.margin for c in comparisons):
         verdict = "fails"
     else:
         verdict = "holds" if verdicts == {"holds"} else "undecided"
-    return ClaimResult(claim, verdict, comparisons, level, digits, familywise)
+    return ClaimResult(claim, verdict, comparisons, level, digits, familywise, family)
 
 
 def familywise_level(level: float, comparisons: int) -> float:
@@ -269,7 +271,7 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
     missing = sum(c.difference.n == 0 for c in result.comparisons)
     unrun = f" ({missing} of them without records yet)" if missing else ""
     familywise = (f"; a fail is retested family-wise at {result.familywise_level * 100:.4g} % "
-                  f"(Bonferroni over {_decidable(result)} comparisons)" if tally["fails"] else "")
+                  f"(Bonferroni over {result.family} comparisons)" if tally["fails"] else "")
     head = (f"{verdict} — {claim.label}{margin}; {result.level * 100:g} % CI of the paired difference; "
             f"{tally['holds']} hold, {tally['fails']} fail, {tally['undecided']} undecided{unrun}{familywise}")
     places = {}
@@ -284,11 +286,6 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
     if not places:
         return head
     return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
-
-
-def _decidable(result: ClaimResult) -> int:
-    """The comparisons the family-wise level counts: two or more pairs, no marked cell."""
-    return sum(c.difference.n >= 2 and not c.marks for c in result.comparisons)
 
 
 def _numbers(diff: stats.PairedDifference, digits: int) -> str:
