@@ -302,11 +302,10 @@ WORKER_START = """
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
 def test_a_worker_asks_for_sigkill_when_its_driver_dies_and_exits_once_orphaned():
-    started = time.time()
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(WORKER_START)], capture_output=True, text=True,
                           timeout=60)
+    # exited before its 30 s sleep ended: "still alive" never printed
     assert done.stdout.split() == [str(int(signal.SIGKILL))] and done.returncode == 1, done.stderr
-    assert time.time() - started < 25
 
 
 def _children(pid: int) -> list[int]:
