@@ -31,8 +31,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
-
 from amrbench import stats
 from amrbench.api import did_you_mean
 from amrbench.tables import axis_labels, paired
@@ -71,8 +69,9 @@ class Comparison:
     difference: stats.PairedDifference
     verdict: str
     marks: str = ""  # the table marks on either cell (e.g. "†"): the comparison is then undecided
-    differences: tuple = ()  # the per-pair differences behind ``difference``
+    pairs: tuple = ()  # (better, than) values behind ``difference``, in displayed units
     familywise: Optional[stats.PairedDifference] = None  # at the Bonferroni level; set where ``verdict`` is fails
+    familywise_verdict: str = ""  # that interval's verdict: fails or undecided
 
 
 @dataclass
@@ -211,10 +210,10 @@ def _evaluate(claim: Claim, tables: list, cols_axis: str, scale: float, higher: 
     familywise = familywise_level(level, family)
     for c in comparisons:
         if c.verdict == "fails":
-            c.familywise = stats.PairedDifference(*stats.t_interval(np.asarray(c.differences), familywise),
-                                                  len(c.differences))
+            c.familywise = stats.paired_difference(*c.pairs, higher, familywise)
+            c.familywise_verdict = "fails" if c.familywise.high < claim.margin else "undecided"
     verdicts = {c.verdict for c in comparisons}
-    if any(c.familywise is not None and c.familywise.high < claim.margin for c in comparisons):
+    if any(c.familywise_verdict == "fails" for c in comparisons):
         verdict = "fails"
     else:
         verdict = "holds" if verdicts == {"holds"} else "undecided"
@@ -232,8 +231,8 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
     if better_values is None or than_values is None:
         return Comparison(place, than, stats.PairedDifference(math.nan, math.nan, math.nan, 0), "undecided")
     better_array, than_array = paired(better_values, than_values)
-    difference = stats.paired_difference(better_array * scale, than_array * scale, higher, level)
-    differences = tuple((better_array - than_array) * scale * (1.0 if higher else -1.0))
+    pairs = (better_array * scale, than_array * scale)
+    difference = stats.paired_difference(*pairs, higher, level)
     marks = "".join(dict.fromkeys(s for row in (claim.better, than) for s in table.marks.get((row, column), [])))
     if difference.n < 2 or marks:
         verdict = "undecided"
@@ -243,7 +242,7 @@ def _compare(table, column, claim: Claim, than: str, place: str, scale, higher, 
         verdict = "fails"
     else:
         verdict = "undecided"
-    return Comparison(place, than, difference, verdict, marks, differences)
+    return Comparison(place, than, difference, verdict, marks, pairs)
 
 
 def _filtered(values, where: dict, names: list):
@@ -280,8 +279,7 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
             continue
         why = f" (a {c.marks} cell)" if c.marks else ""
         if c.familywise is not None:
-            retest = "fails" if c.familywise.high < claim.margin else "undecided"
-            why = f" (family-wise [{c.familywise.low:+.{d}f}, {c.familywise.high:+.{d}f}] {retest})"
+            why = f" (family-wise [{c.familywise.low:+.{d}f}, {c.familywise.high:+.{d}f}] {c.familywise_verdict})"
         places.setdefault(c.place, []).append(f"vs {c.than} {_numbers(c.difference, d)} {c.verdict}{why}")
     if not places:
         return head
