@@ -78,6 +78,7 @@ class Agreement:
     checks: list
     notes: list
     higher_is_better: bool = True
+    source: str = ""  # where profile B's numbers come from, when B is the paper's table
 
 
 def verdict(tau: float, seed_taus: list) -> str:
@@ -177,22 +178,49 @@ def places(values: dict, higher_is_better: bool = True) -> dict:
 def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional[str] = None) -> Agreement:
     """Profile A's records against profile B's, laid out by A's table (``metric``
     replaces the table's metric); an error when no block is in both."""
-    from amrbench.tables import axis_labels, metric_labels, metric_names, records_frame, table_axes
+    values_a, axes, labels = table_values(suite_a, records_a, metric)
+    values_b = table_values(suite_a, records_b, metric)[0]
+    return _compare_values(suite_a, values_a, values_b, suite_b.profile, axes, labels)
 
-    layout = suite_a.table
+
+def compare_published(suite, records: list, metric: Optional[str] = None) -> Agreement:
+    """A profile's records against the paper's table in the suite's ``published:`` block
+    (profile B is named ``published``); an error when no block of the run matches."""
+    from amrbench.published import NAME, published_values
+    from amrbench.tables import axis_labels
+
+    values, axes, labels = table_values(suite, records, metric)
+    paper, notes = published_values(suite.published, axes, {b for b, _ in values}, axis_labels(suite))
+    found = _compare_values(suite, values, paper, NAME, axes, labels)
+    found.source, found.notes = suite.published.source, notes + found.notes
+    return found
+
+
+def table_values(suite, records: list, metric: Optional[str]) -> tuple:
+    """((block, column) -> {row: value}, (rows axis, columns axis, block axes), metric
+    labels) of ``records`` laid out by ``suite``'s table (``metric`` replaces its metric)."""
+    from amrbench.tables import metric_labels, metric_names, records_frame, table_axes
+
+    layout = suite.table
     metrics, labels = ([metric], [metric]) if metric else (metric_names(layout), metric_labels(layout))
     rows_axis, cols_axis, _ = table_axes(layout)
     blocks_on = block_axes_of(layout, metrics)
-    values_a, values_b = (cell_values(records_frame(r, metrics, None, labels), rows_axis, cols_axis, blocks_on)
-                          for r in (records_a, records_b))
+    values = cell_values(records_frame(records, metrics, None, labels), rows_axis, cols_axis, blocks_on)
+    return values, (rows_axis, cols_axis, blocks_on), labels
+
+
+def _compare_values(suite_a, values_a: dict, values_b: dict, profile_b: str, axes: tuple, labels: list) -> Agreement:
+    from amrbench.tables import axis_labels
+
+    rows_axis, cols_axis, blocks_on = axes
     order = axis_labels(suite_a)
     blocks_a, blocks_b = ({b for b, _ in values} for values in (values_a, values_b))
     by_order = block_order(order, blocks_on)
     common_blocks = blocks_a & blocks_b
     if not common_blocks:
         raise NoCommonBlock(blocks_on, sorted(blocks_a, key=by_order), sorted(blocks_b, key=by_order))
-    found = Agreement(suite_a.profile, suite_b.profile, ", ".join(labels), rows_axis, cols_axis, blocks_on, [], [],
-                      bool(layout.get("higher_is_better", True)))
+    found = Agreement(suite_a.profile, profile_b, ", ".join(labels), rows_axis, cols_axis, blocks_on, [], [],
+                      bool(suite_a.table.get("higher_is_better", True)))
     for block in sorted(common_blocks, key=by_order):
         _check_block(found, values_a, values_b, block, order)
     return found
@@ -261,6 +289,8 @@ def render(agreement: Agreement) -> str:
     intro = (f"Kendall τ-b of the {agreement.rows_axis} rows' {agreement.metric} per {agreement.cols_axis}: "
              f"profile {a} against {b} on each block both hold; seed baseline: τ between the block's seed "
              f"and each other seed of {a} on the same rows. Verdict: {RULE}.")
+    if agreement.source:
+        intro += f" Profile {b}: the paper's table in the suite, {agreement.source}."
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     notes = "".join(f"note: {n}\n" for n in agreement.notes)
     return f"{intro}\n\n{table}\n\n{notes}{summary(agreement)}\n"
@@ -293,8 +323,10 @@ def summary(agreement: Agreement) -> str:
     verdicts = [c.verdict for c in agreement.checks]
     blocks = len({c.block for c in agreement.checks})
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (CHANGED, NO_TAU, NO_BASELINE) if verdicts.count(v))
+    taus = [c.tau for c in agreement.checks if math.isfinite(c.tau)]
+    mean_tau = f"; mean τ({agreement.profile_a}, {agreement.profile_b}) {statistics.fmean(taus):.3f}" if taus else ""
     return (f"{agreement.profile_a} vs {agreement.profile_b}: {verdicts.count(KEPT)} of {len(verdicts)} columns kept"
-            f"{', ' + counts if counts else ''} on {blocks} block(s) ({RULE})")
+            f"{', ' + counts if counts else ''} on {blocks} block(s) ({RULE}){mean_tau}")
 
 
 # --------------------------------------------------------------------------- the command
@@ -305,7 +337,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=__doc__.splitlines()[0])
     p.add_argument("suite", help="a suite YAML file, or a shipped suite by file name or name: (foqus_table1)")
     p.add_argument("--profile", required=True, help="profile A, usually the cut one (e.g. evidence)")
-    p.add_argument("--against", required=True, help="profile B, usually the uncut one (e.g. evidence_uncut)")
+    p.add_argument("--against", required=True, help="profile B, usually the uncut one (e.g. evidence_uncut); "
+                   "`published`: the paper's own table, from the suite's published: block")
     p.add_argument("--metric", help="the record metric to rank by (default: the table's metric)")
     p.add_argument("--results-a", help="profile A's results folder (default <root>/<suite name>-<A>)")
     p.add_argument("--results-b", help="profile B's results folder (default <root>/<suite name>-<B>)")
@@ -316,25 +349,40 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_agreement(args, registry=None) -> int:
+    from amrbench.published import NAME
     from amrbench.suite import resolve_suite_path
 
     path = resolve_suite_path(args.suite)
     if args.profile == args.against:
         raise AmrbenchError(f"--profile and --against are both {args.profile!r}; name two profiles of {path}")
-    loaded = [profile_records(path, args.suite, option, name, folder, registry)
-              for option, name, folder in (("--profile", args.profile, args.results_a),
-                                           ("--against", args.against, args.results_b))]
-    (suite_a, records_a, folder_a), (suite_b, records_b, folder_b) = loaded
+    suite_a, records_a, folder_a = profile_records(path, args.suite, "--profile", args.profile, args.results_a, registry)
     if args.metric:
         check_metric(args.metric, records_a, folder_a)
-    try:
-        agreement = compare(suite_a, records_a, suite_b, records_b, args.metric)
-    except NoCommonBlock as exc:
-        raise AmrbenchError(no_common_block_message(exc, args.suite, args.against, folder_a, folder_b)) from None
+    if args.against == NAME:
+        agreement = _against_published(path, suite_a, records_a, folder_a, args.metric)
+    else:
+        suite_b, records_b, folder_b = profile_records(path, args.suite, "--against", args.against, args.results_b,
+                                                       registry)
+        try:
+            agreement = compare(suite_a, records_a, suite_b, records_b, args.metric)
+        except NoCommonBlock as exc:
+            raise AmrbenchError(no_common_block_message(exc, args.suite, args.against, folder_a, folder_b)) from None
     print(render(agreement), end="")
     if args.places:
         print("\n" + render_places(agreement), end="")
     return 0
+
+
+def _against_published(path: Path, suite, records: list, folder, metric: Optional[str]) -> Agreement:
+    """``--against published``: the run against the paper's table in the suite."""
+    if suite.published is None:
+        raise AmrbenchError(f"{path}: no published: block to compare with; copy the paper's table into the suite "
+                            f"(docs/usage.md, \"Agreement with the paper\")")
+    try:
+        return compare_published(suite, records, metric)
+    except NoCommonBlock as exc:
+        raise AmrbenchError(f"{folder}: no block of the run ({_blocks_text(exc.axes, exc.blocks_a)}) matches a block "
+                            f"of {path}'s published: table; check its where: labels against the table's") from None
 
 
 def profile_records(path: Path, suite_arg: str, option: str, profile: str, folder, registry) -> tuple:

@@ -45,6 +45,7 @@ TOP_KEYS = {
     "table": "table layout",
     "profiles": "named overrides, chosen with --profile",
     "claims": "the paper's claims about the table's rows, checked against the records",
+    "published": "the paper's own table, for `amrbench agreement --against published`",
 }
 DATASET_KEYS = {"name", "params", "snr", "label", "test_fraction", "seed", "standardize", "snr_bins", "split"}
 DATASET_DEFAULTS = {"params": {}, "snr": None, "test_fraction": 0.2, "seed": 0}  # the data-deciding keys
@@ -126,6 +127,7 @@ class Suite:
     profile: Optional[str] = None
     raw: dict = field(default_factory=dict)
     claims: list = field(default_factory=list)
+    published: Any = None  # amrbench.published.Published: the paper's table, when the suite copies it
 
 
 class SuiteSource:
@@ -362,6 +364,8 @@ def _profiles(src: SuiteSource, profiles) -> dict:
     for name, override in profiles.items():
         if not isinstance(name, str):
             raise src.error(("profiles", name), "a profile name must be a string such as quick")
+        if name == "published":  # `amrbench agreement --against published` names the paper's table
+            raise src.error(("profiles", name), "is reserved for the paper's table (published:); rename the profile")
         if not isinstance(override or {}, dict):
             raise src.error(("profiles", name), "must be a mapping of suite keys to override, e.g. {seeds: [0]}")
         for key in override or {}:
@@ -435,7 +439,10 @@ def _validate(src, data: dict, path: Path, profile, registry, read_files: bool =
         version=version, description=str(data.get("description") or ""), profile=profile, raw=data)
     from amrbench.claims import validate_claims
 
+    from amrbench.published import validate_published
+
     suite.claims = validate_claims(src, data.get("claims"), suite)
+    suite.published = validate_published(src, data.get("published"), suite)
     return suite
 
 

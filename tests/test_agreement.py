@@ -216,3 +216,85 @@ def test_places_show_which_rows_moved_in_a_and_its_other_seeds(write_suite, caps
         ["uniform", "4 (0.4)", "4 (0.4)", "4 (0.4)", "4 (0.4)"]]
     assert main(["agreement", str(path), "--profile", "cut", "--against", "uncut"]) == 0
     assert "place (value)" not in capsys.readouterr().out  # only with --places
+
+
+# --------------------------------------------------------------------------- the paper's table
+PUBLISHED = """
+published:
+  source: "Paper, Table 9"
+  scale: 0.01
+  columns: ["25%", "50%", "75%"]
+  blocks:
+    - where: {dataset: toy, model: cnn1d}
+      rows:
+        uniform: [40, 70, 1]
+        herding: [50, 60, 2]
+        kcenter: [60, 40, 3]
+        entropy: [70, 50, 4]
+        margin: [10, 10, 10]
+    - where: {dataset: other}
+      rows:
+        uniform: [1, 2, 3]
+"""
+
+
+def test_against_the_published_table(write_suite):
+    path = write_suite(SUITE + PUBLISHED)
+    suite, store = write_records(path, "cut", CUT)
+    found = agreement.compare_published(suite, store.read())
+    checks = {(c.block, c.column): c for c in found.checks}
+    assert set(checks) == {(("toy", "cnn1d", s), col) for s in (0, 1, 2) for col in ("25%", "50%")}
+    assert checks[(("toy", "cnn1d", 0), "25%")].tau == pytest.approx(1.0)  # the paper's 25 % order is IDENTICAL's
+    assert checks[(("toy", "cnn1d", 0), "50%")].tau == pytest.approx(-2 / 3)  # 50 %: 5 of 6 pairs reversed
+    assert checks[(("toy", "cnn1d", 2), "50%")].tau == pytest.approx(-1.0)  # and seed 2's swap reverses the sixth
+    assert checks[(("toy", "cnn1d", 2), "25%")].tau == pytest.approx(2 / 3)  # seed 2 swaps two rows
+    assert checks[(("toy", "cnn1d", 0), "25%")].values["published"]["herding"] == pytest.approx(0.5)  # x scale
+    # seed baseline as against a profile: the block's seed against the run's other seeds
+    assert checks[(("toy", "cnn1d", 0), "25%")].seed_taus == {1: pytest.approx(1.0), 2: pytest.approx(2 / 3)}
+    assert [c.verdict for c in found.checks] == ["kept", "changed"] * 3  # seed 2's τ 2/3 = its baseline's mean
+    assert found.source == "Paper, Table 9" and found.profile_b == "published"
+    assert "published column '75%': not a column of this profile; left out" in found.notes
+    assert "published block other: no dataset 'other' in this profile; left out" in found.notes
+    assert "published block toy · cnn1d: row 'margin' not in this profile; left out" in found.notes
+
+
+def test_the_command_against_published(write_suite, capsys):
+    path = write_suite(SUITE + PUBLISHED)
+    write_records(path, "cut", CUT)
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "published"]) == 0
+    out = capsys.readouterr().out
+    assert "Profile published: the paper's table in the suite, Paper, Table 9." in out
+    assert "τ(cut, published)" in out
+    assert out.splitlines()[-1].startswith("cut vs published: 3 of 6 columns kept, 3 changed on 3 block(s)")
+    assert out.splitlines()[-1].endswith("mean τ(cut, published) 0.056")  # (1 - 2/3 + 1 - 2/3 + 2/3 - 1) / 6
+
+
+def test_against_published_without_the_block_is_one_line(write_suite, capsys):
+    path = write_suite(SUITE)
+    write_records(path, "cut", CUT)
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "published"]) == 2
+    err = error_line(capsys)
+    assert "no published: block to compare with" in err and "Agreement with the paper" in err
+
+
+@pytest.mark.parametrize("change, message", [
+    (("scale: 0.01", "scale: -1"), "published.scale: -1 must be a positive number"),
+    (("herding: [50, 60, 2]", "herding: [50, 60]"), "published.blocks.0.rows.herding: must be a list of 3 numbers"),
+    (("where: {dataset: other}", "where: {budget: other}"), "published.blocks.1.where.budget: not an axis a block"),
+    (("  columns:", "  colums:"), "published.colums: unknown key (did you mean 'columns'?)"),
+])
+def test_a_malformed_published_block_is_one_line_naming_the_key(write_suite, change, message):
+    from amrbench.api import AmrbenchError
+
+    path = write_suite(SUITE + PUBLISHED.replace(*change))
+    with pytest.raises(AmrbenchError) as exc:
+        load_suite(path)
+    assert message in str(exc.value) and f"{path.name}:" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_profile_may_not_be_named_published(write_suite):
+    from amrbench.api import AmrbenchError
+
+    path = write_suite(SUITE + "  published: {seeds: [0]}\n")
+    with pytest.raises(AmrbenchError, match=r"profiles\.published: is reserved for the paper's table"):
+        load_suite(path)

@@ -32,3 +32,18 @@ def test_no_shipped_suite_trains_on_the_raw_l1_scale(path, profile):
         plugin = default_registry().create("dataset", dataset["name"], dataset["params"])
         if getattr(plugin, "norm", lambda: None)() == "l1":
             assert dataset["standardize"], f"{path.name} {profile or 'default'}: {dataset['label']} is raw L1"
+
+
+@pytest.mark.parametrize("path", [p for p in SUITES if "published" in (yaml.safe_load(p.read_text()) or {})],
+                         ids=lambda p: p.stem)
+def test_a_shipped_published_table_names_the_suites_labels(path):
+    """The paper's table copied into a suite matches its own grid: a typo in a label
+    would leave that block out of `amrbench agreement --against published`."""
+    from amrbench.published import published_values
+    from amrbench.tables import axis_labels, table_axes
+
+    suite = load_suite(path)
+    order = axis_labels(suite)
+    rows_axis, cols_axis, _ = table_axes(suite.table)
+    _, notes = published_values(suite.published, (rows_axis, cols_axis, []), set(), order)  # notes need no run
+    assert notes == []
