@@ -268,8 +268,8 @@ class NoCommonBlock(AmrbenchError):
 
 # --------------------------------------------------------------------------- the text
 def block_text(axes: list, block: tuple) -> str:
-    """A block as ``RML2016.10a · CNN2D · seed 0``."""
-    return " · ".join(f"seed {v}" if a == "seed" else str(v) for a, v in zip(axes, block))
+    """A block as ``RML2016.10a · CNN2D · seed 0`` (an empty label, e.g. no budget, left out)."""
+    return " · ".join(f"seed {v}" if a == "seed" else str(v) for a, v in zip(axes, block) if v != "")
 
 
 def _number(value: float, fmt: str) -> str:

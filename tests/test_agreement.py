@@ -298,3 +298,8 @@ def test_a_profile_may_not_be_named_published(write_suite):
     path = write_suite(SUITE + "  published: {seeds: [0]}\n")
     with pytest.raises(AmrbenchError, match=r"profiles\.published: is reserved for the paper's table"):
         load_suite(path)
+
+
+def test_a_block_without_a_budget_reads_without_an_empty_label():
+    assert agreement.block_text(["dataset", "budget", "model", "seed"], ("TorchSig6", "", "cnn1d", 0)) == \
+        "TorchSig6 · cnn1d · seed 0"
