@@ -10,6 +10,10 @@ the same rows. The verdict of a column is ``kept`` when τ(A, B) is no lower tha
 mean of those seed τ (the cut moves the ranking no more than a new seed does), else
 ``changed`` (docs/selectors.md, "The check of the cut").
 
+``--against published`` takes the paper's own table, copied into the suite's
+``published:`` block (amrbench.published), as profile B: the same τ per block and
+column, set against the same seed baseline (docs/usage.md, "Agreement with the paper").
+
 Values are the per-record metric (the table's, or ``--metric``), one per cell: the latest
 ok record of each key, as tables use. Rows that only one profile holds are dropped from
 that column's τ, with a note. ``--places`` adds, per column, each row's place (1 = best,
