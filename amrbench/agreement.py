@@ -187,13 +187,14 @@ def compare(suite_a, records_a: list, suite_b, records_b: list, metric: Optional
     return _compare_values(suite_a, values_a, values_b, suite_b.profile, axes, labels)
 
 
-def compare_published(suite, records: list, metric: Optional[str] = None) -> Agreement:
+def compare_published(suite, records: list) -> Agreement:
     """A profile's records against the paper's table in the suite's ``published:`` block
-    (profile B is named ``published``); an error when no block of the run matches."""
+    (profile B is named ``published``), on the table's own metric; an error when no
+    block of the run matches."""
     from amrbench.published import NAME, published_values
     from amrbench.tables import axis_labels
 
-    values, axes, labels = table_values(suite, records, metric)
+    values, axes, labels = table_values(suite, records, None)
     paper, notes = published_values(suite.published, axes, {b for b, _ in values}, axis_labels(suite))
     found = _compare_values(suite, values, paper, NAME, axes, labels)
     found.source, found.notes = suite.published.source, notes + found.notes
@@ -363,7 +364,11 @@ def cmd_agreement(args, registry=None) -> int:
     if args.metric:
         check_metric(args.metric, records_a, folder_a)
     if args.against == NAME:
-        agreement = _against_published(path, suite_a, records_a, folder_a, args.metric)
+        for option, value in (("--metric", args.metric), ("--results-b", args.results_b)):
+            if value:
+                raise AmrbenchError(f"{option} does not go with --against {NAME}: the paper's table in {path} holds "
+                                    f"the suite table's own metric and lives in the suite")
+        agreement = _against_published(path, suite_a, records_a, folder_a)
     else:
         suite_b, records_b, folder_b = profile_records(path, args.suite, "--against", args.against, args.results_b,
                                                        registry)
@@ -377,16 +382,21 @@ def cmd_agreement(args, registry=None) -> int:
     return 0
 
 
-def _against_published(path: Path, suite, records: list, folder, metric: Optional[str]) -> Agreement:
+def _against_published(path: Path, suite, records: list, folder) -> Agreement:
     """``--against published``: the run against the paper's table in the suite."""
+    from amrbench.published import published_values
+    from amrbench.tables import axis_labels
+
     if suite.published is None:
         raise AmrbenchError(f"{path}: no published: block to compare with; copy the paper's table into the suite "
                             f"(docs/usage.md, \"Agreement with the paper\")")
     try:
-        return compare_published(suite, records, metric)
+        return compare_published(suite, records)
     except NoCommonBlock as exc:
+        _, why = published_values(suite.published, (suite.table["rows"], suite.table["columns"], exc.axes), set(),
+                                  axis_labels(suite))
         raise AmrbenchError(f"{folder}: no block of the run ({_blocks_text(exc.axes, exc.blocks_a)}) matches a block "
-                            f"of {path}'s published: table; check its where: labels against the table's") from None
+                            f"of {path}'s published: table ({'; '.join(why) or 'check its where: labels'})") from None
 
 
 def profile_records(path: Path, suite_arg: str, option: str, profile: str, folder, registry) -> tuple:

@@ -5,14 +5,15 @@ the rows against the paper's, column by column.
     published:
       source: "Lu et al. 2025, Table I (mean of 3 runs)"   # where the numbers come from
       scale: 1                       # paper number x scale = the records' units (0.01 for %)
-      columns: ["1%", "5%", "10%", "20%", "30%"]          # labels on the table's columns axis
+      columns: ["1%", "5%", "10%", "20%", "30%"]          # labels on the table's columns axis, as shown
       blocks:
         - where: {dataset: RML2016.10a, model: cnn1d}     # labels on the table's other axes
           rows:                                           # row label -> one number per column
             Uniform: [0.2907, 0.4587, 0.5257, 0.5572, 0.5793]
 
 The numbers are the paper's as printed (a block's axes not named in ``where`` match any
-label). Labels the chosen profile lacks (a profile with fewer datasets or rates) are
+label; no two blocks may match the same one). Columns and ``where`` take labels as the
+table shows them ("1%", "SPC 10"), not rates or SPC numbers. Labels the chosen profile lacks (a profile with fewer datasets or rates) are
 left out of the comparison with a note, not an error: one ``published`` serves every
 profile of the suite.
 """
@@ -65,16 +66,28 @@ def validate_published(src, spec, suite):
     if not isinstance(blocks, list) or not blocks:
         raise src.error((NAME, "blocks"), "must be a list of {where, rows} mappings")
     axes = _block_axes(suite)
-    return Published(spec["source"].strip(), [str(c) for c in columns],
-                     [_block(src, i, b, axes, len(columns), float(scale)) for i, b in enumerate(blocks)])
+    found = [_block(src, i, b, axes, len(columns), float(scale)) for i, b in enumerate(blocks)]
+    _no_overlap(src, found)
+    return Published(spec["source"].strip(), [str(c) for c in columns], found)
+
+
+def _no_overlap(src, blocks: list) -> None:
+    """Two blocks whose ``where`` can match the same run block would leave one of them
+    unread: an error naming the second."""
+    for j, later in enumerate(blocks):
+        for i, earlier in enumerate(blocks[:j]):
+            if all(earlier.where[a] == later.where[a] for a in earlier.where.keys() & later.where.keys()):
+                raise src.error((NAME, "blocks", j, "where"), f"matches the same blocks as blocks[{i}]; "
+                                                             f"tell them apart by a label on another axis")
 
 
 def _block_axes(suite) -> list:
     """The axes ``where`` may name: the table's, less its rows, columns and the seed."""
-    from amrbench.tables import AXES, table_axes
+    from amrbench.tables import AXES, metric_names, table_axes
 
     rows_axis, cols_axis, _ = table_axes(suite.table)
-    return [a for a in AXES if a not in (rows_axis, cols_axis, "seed")]
+    one_metric = len(metric_names(suite.table)) == 1
+    return [a for a in AXES if a not in (rows_axis, cols_axis, "seed") and not (a == "metric" and one_metric)]
 
 
 def _block(src, i: int, spec, axes: list, width: int, scale: float) -> PublishedBlock:
@@ -87,10 +100,12 @@ def _block(src, i: int, spec, axes: list, width: int, scale: float) -> Published
     where = spec.get("where") or {}
     if not isinstance(where, dict):
         raise src.error(path + ("where",), "must map axes to labels, e.g. {dataset: RML2016.10a, model: cnn1d}")
-    for axis in where:
+    for axis, label in where.items():
         if axis not in axes:
-            raise src.error(path + ("where", axis), f"not an axis a block is made of{did_you_mean(axis, axes)} "
-                                                    f"(it has: {', '.join(axes)})")
+            raise src.error(path + ("where", axis), f"not an axis a block is made of{did_you_mean(axis, axes)}")
+        if isinstance(label, (list, dict, bool)) or label is None:
+            raise src.error(path + ("where", axis), f"must be one label as the table shows it, e.g. RML2016.10a or "
+                                                    f"\"1%\" (one block per label)")
     rows = spec.get("rows")
     if not isinstance(rows, dict) or not rows:
         raise src.error(path + ("rows",), "must map row labels to one number per column")

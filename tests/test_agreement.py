@@ -282,6 +282,9 @@ def test_against_published_without_the_block_is_one_line(write_suite, capsys):
     (("herding: [50, 60, 2]", "herding: [50, 60]"), "published.blocks.0.rows.herding: must be a list of 3 numbers"),
     (("where: {dataset: other}", "where: {budget: other}"), "published.blocks.1.where.budget: not an axis a block"),
     (("  columns:", "  colums:"), "published.colums: unknown key (did you mean 'columns'?)"),
+    (("where: {dataset: other}", "where: {dataset: [toy, other]}"), "published.blocks.1.where.dataset: must be one label"),
+    (("where: {dataset: other}", "where: {model: cnn1d}"), "published.blocks.1.where: matches the same blocks as blocks[0]"),
+    (("where: {dataset: other}", "where: {metric: accuracy}"), "published.blocks.1.where.metric: not an axis a block"),
 ])
 def test_a_malformed_published_block_is_one_line_naming_the_key(write_suite, change, message):
     from amrbench.api import AmrbenchError
@@ -303,3 +306,13 @@ def test_a_profile_may_not_be_named_published(write_suite):
 def test_a_block_without_a_budget_reads_without_an_empty_label():
     assert agreement.block_text(["dataset", "budget", "model", "seed"], ("TorchSig6", "", "cnn1d", 0)) == \
         "TorchSig6 · cnn1d · seed 0"
+
+
+def test_against_published_refuses_another_metric_and_names_why_nothing_matched(write_suite, capsys):
+    path = write_suite(SUITE + PUBLISHED.replace('["25%", "50%", "75%"]', "[0.25, 0.5, 0.75]"))
+    write_records(path, "cut", CUT)
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "published", "--metric", "macro_f1"]) == 2
+    assert "--metric does not go with --against published" in error_line(capsys)
+    assert main(["agreement", str(path), "--profile", "cut", "--against", "published"]) == 2
+    err = error_line(capsys)  # the columns written as rates, not as the table's labels
+    assert "no block of the run (toy · cnn1d · seed 0;" in err and "published column '0.25': not a column" in err
