@@ -196,7 +196,11 @@ def compare_published(suite, records: list) -> Agreement:
 
     values, axes, labels = table_values(suite, records, None)
     paper, notes = published_values(suite.published, axes, {b for b, _ in values}, axis_labels(suite))
-    found = _compare_values(suite, values, paper, NAME, axes, labels)
+    try:
+        found = _compare_values(suite, values, paper, NAME, axes, labels)
+    except NoCommonBlock as exc:
+        exc.why = notes
+        raise
     found.source, found.notes = suite.published.source, notes + found.notes
     return found
 
@@ -268,6 +272,7 @@ class NoCommonBlock(AmrbenchError):
 
     def __init__(self, axes: list, blocks_a: list, blocks_b: list):
         self.axes, self.blocks_a, self.blocks_b = axes, blocks_a, blocks_b
+        self.why: list = []  # what left B's blocks out, where B is the paper's table
         super().__init__(f"no block ({' x '.join(axes)}) in both profiles")
 
 
@@ -384,19 +389,14 @@ def cmd_agreement(args, registry=None) -> int:
 
 def _against_published(path: Path, suite, records: list, folder) -> Agreement:
     """``--against published``: the run against the paper's table in the suite."""
-    from amrbench.published import published_values
-    from amrbench.tables import axis_labels
-
     if suite.published is None:
         raise AmrbenchError(f"{path}: no published: block to compare with; copy the paper's table into the suite "
                             f"(docs/usage.md, \"Agreement with the paper\")")
     try:
         return compare_published(suite, records)
     except NoCommonBlock as exc:
-        _, why = published_values(suite.published, (suite.table["rows"], suite.table["columns"], exc.axes), set(),
-                                  axis_labels(suite))
         raise AmrbenchError(f"{folder}: no block of the run ({_blocks_text(exc.axes, exc.blocks_a)}) matches a block "
-                            f"of {path}'s published: table ({'; '.join(why) or 'check its where: labels'})") from None
+                            f"of {path}'s published: table ({'; '.join(exc.why) or 'check its where: labels'})") from None
 
 
 def profile_records(path: Path, suite_arg: str, option: str, profile: str, folder, registry) -> tuple:

@@ -82,12 +82,11 @@ def _no_overlap(src, blocks: list) -> None:
 
 
 def _block_axes(suite) -> list:
-    """The axes ``where`` may name: the table's, less its rows, columns and the seed."""
-    from amrbench.tables import AXES, metric_names, table_axes
+    """The axes ``where`` may name: the blocks' axes `amrbench agreement` compares on, less the seed."""
+    from amrbench.agreement import block_axes_of
+    from amrbench.tables import metric_names
 
-    rows_axis, cols_axis, _ = table_axes(suite.table)
-    one_metric = len(metric_names(suite.table)) == 1
-    return [a for a in AXES if a not in (rows_axis, cols_axis, "seed") and not (a == "metric" and one_metric)]
+    return [a for a in block_axes_of(suite.table, metric_names(suite.table)) if a != "seed"]
 
 
 def _block(src, i: int, spec, axes: list, width: int, scale: float) -> PublishedBlock:

@@ -25,6 +25,7 @@ import yaml
 
 from amrbench.api import AmrbenchError, Budget, did_you_mean
 from amrbench.cache import stable_hash
+from amrbench.published import NAME as PUBLISHED
 from amrbench.shipped import declared_name, shipped_suites, shipped_suites_dir  # noqa: F401 (re-exported)
 from amrbench.train import TRAIN_DEFAULTS, validate_train_settings
 
@@ -364,7 +365,7 @@ def _profiles(src: SuiteSource, profiles) -> dict:
     for name, override in profiles.items():
         if not isinstance(name, str):
             raise src.error(("profiles", name), "a profile name must be a string such as quick")
-        if name == "published":  # `amrbench agreement --against published` names the paper's table
+        if name == PUBLISHED:  # `amrbench agreement --against published` names the paper's table
             raise src.error(("profiles", name), "is reserved for the paper's table (published:); rename the profile")
         if not isinstance(override or {}, dict):
             raise src.error(("profiles", name), "must be a mapping of suite keys to override, e.g. {seeds: [0]}")
@@ -438,7 +439,6 @@ def _validate(src, data: dict, path: Path, profile, registry, read_files: bool =
         train=train, settings=settings, table=table,
         version=version, description=str(data.get("description") or ""), profile=profile, raw=data)
     from amrbench.claims import validate_claims
-
     from amrbench.published import validate_published
 
     suite.claims = validate_claims(src, data.get("claims"), suite)
