@@ -109,15 +109,6 @@ def kendall(a: dict, b: dict, rows: list) -> tuple:
     return float(result.statistic), float(result.pvalue)
 
 
-def block_axes_of(layout: dict, metrics: list) -> list:
-    """The axes a block is made of: every label axis the table does not lay out as rows
-    or columns (``metric`` only when several metrics are compared)."""
-    from amrbench.tables import AXES, table_axes
-
-    rows_axis, cols_axis, _ = table_axes(layout)
-    return [a for a in AXES if a not in (rows_axis, cols_axis) and (a != "metric" or len(metrics) > 1)]
-
-
 def cell_values(frame, rows_axis: str, cols_axis: str, block_axes: list) -> dict:
     """(block, column) -> {row: value}; a block is a tuple over ``block_axes`` (values of
     one key are averaged: there is one per cell)."""
@@ -208,7 +199,7 @@ def compare_published(suite, records: list) -> Agreement:
 def table_values(suite, records: list, metric: Optional[str]) -> tuple:
     """((block, column) -> {row: value}, (rows axis, columns axis, block axes), metric
     labels) of ``records`` laid out by ``suite``'s table (``metric`` replaces its metric)."""
-    from amrbench.tables import metric_labels, metric_names, records_frame, table_axes
+    from amrbench.tables import block_axes_of, metric_labels, metric_names, records_frame, table_axes
 
     layout = suite.table
     metrics, labels = ([metric], [metric]) if metric else (metric_names(layout), metric_labels(layout))

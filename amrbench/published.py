@@ -83,8 +83,7 @@ def _no_overlap(src, blocks: list) -> None:
 
 def _block_axes(suite) -> list:
     """The axes ``where`` may name: the blocks' axes `amrbench agreement` compares on, less the seed."""
-    from amrbench.agreement import block_axes_of
-    from amrbench.tables import metric_names
+    from amrbench.tables import block_axes_of, metric_names
 
     return [a for a in block_axes_of(suite.table, metric_names(suite.table)) if a != "seed"]
 

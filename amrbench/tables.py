@@ -103,6 +103,13 @@ def table_axes(layout: dict) -> tuple:
     return rows_axis, cols_axis, [g for g in (layout["group"] or []) if g not in (rows_axis, cols_axis)]
 
 
+def block_axes_of(layout: dict, metrics: list) -> list:
+    """The axes a block is made of: every label axis the table does not lay out as rows
+    or columns (``metric`` only when several metrics are compared)."""
+    rows_axis, cols_axis, _ = table_axes(layout)
+    return [a for a in AXES if a not in (rows_axis, cols_axis) and (a != "metric" or len(metrics) > 1)]
+
+
 def pair_axes(layout: dict) -> list:
     """The axes a cell's values differ by, and so pair on: every axis the table does
     not show (the seed, and any axis pooled into a cell) plus the pooled position,
