@@ -72,6 +72,7 @@ class Comparison:
     pairs: tuple = ()  # (better, than) values behind ``difference``, in displayed units
     familywise: Optional[stats.PairedDifference] = None  # at the Bonferroni level; set where ``verdict`` is fails
     familywise_verdict: str = ""  # that interval's verdict: fails or undecided
+    group: str = ""  # the table group alone, e.g. "RML2016.10a · alexnet"
 
 
 @dataclass
@@ -203,9 +204,12 @@ def _evaluate(claim: Claim, tables: list, cols_axis: str, scale: float, higher: 
         for column in table.col_values:
             if cols_axis in claim.where and column not in claim.where[cols_axis]:
                 continue
-            place = " · ".join(str(v) for v in [*table.group.values(), column] if str(v))
+            group = " · ".join(str(v) for v in table.group.values() if str(v))
+            place = " · ".join(p for p in (group, str(column)) if p)
             for than in claim.than:
-                comparisons.append(_compare(table, column, claim, than, place, scale, higher, level))
+                comparison = _compare(table, column, claim, than, place, scale, higher, level)
+                comparison.group = group
+                comparisons.append(comparison)
     family = sum(c.difference.n >= 2 and not c.marks for c in comparisons)
     familywise = familywise_level(level, family)
     for c in comparisons:
@@ -284,6 +288,24 @@ def claim_line(result: ClaimResult, markdown: bool = False) -> str:
     if not places:
         return head
     return head + ": " + "; ".join(f"{place + ': ' if place else ''}{', '.join(items)}" for place, items in places.items())
+
+
+def verdicts_by_group(results: list) -> tuple:
+    """Each claim's tally per table group, "hold / fail / undecided" (comparisons with
+    records; "–" where the claim has none in that group), as (header, rows); empty when
+    the claims meet fewer than two groups, where the claim lines already say it all."""
+    groups = list(dict.fromkeys(c.group for r in results for c in r.comparisons if c.difference.n))
+    if len(groups) < 2:
+        return [], []
+    rows = []
+    for result in results:
+        cells = []
+        for group in groups:
+            verdicts = [c.verdict for c in result.comparisons if c.group == group and c.difference.n]
+            cells.append(" / ".join(str(verdicts.count(v)) for v in ("holds", "fails", "undecided"))
+                         if verdicts else "–")
+        rows.append([result.claim.label, *cells])
+    return ["Claim", *groups], rows
 
 
 def _numbers(diff: stats.PairedDifference, digits: int) -> str:

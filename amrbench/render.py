@@ -11,8 +11,11 @@ import io
 from tabulate import tabulate
 
 from amrbench.api import AmrbenchError
-from amrbench.claims import claim_line, claims_note, evaluate_claims
+from amrbench.claims import claim_line, claims_note, evaluate_claims, verdicts_by_group
 from amrbench.tables import (CHOICE_NOTE, FORMATS, Table, build_tables, choices, profile_text, rank_summary)
+
+
+BY_GROUP_NOTE = "Comparisons per table (hold / fail / undecided), from the claim lines above."
 
 
 def render(suite, records: list, fmt: str = "markdown") -> str:
@@ -46,6 +49,10 @@ def _markdown(suite, tables, extras) -> str:
     if extras["claims"]:
         lines = "\n".join(f"- {claim_line(c, markdown=True)}" for c in extras["claims"])
         parts.append(f"## Claims\n\n*{claims_note(extras['claims'])}*\n\n{lines}\n")
+        header, rows = verdicts_by_group(extras["claims"])
+        if rows:
+            body = tabulate(rows, headers=header, tablefmt="pipe", disable_numparse=True)
+            parts.append(f"*{BY_GROUP_NOTE}*\n\n{body}\n")
     return "\n".join(parts)
 
 
@@ -114,4 +121,9 @@ def _html(suite, tables, extras) -> str:
     if extras["claims"]:
         items = "\n".join(f"<li>{html.escape(claim_line(c))}</li>" for c in extras["claims"])
         parts.append(f"<h2>Claims</h2>\n<ul>\n{items}\n</ul>")
+        header, rows = verdicts_by_group(extras["claims"])
+        if rows:
+            body = tabulate([[html.escape(c) for c in row] for row in rows], headers=[html.escape(h) for h in header],
+                            tablefmt="unsafehtml", disable_numparse=True)
+            parts.append(f"<p><i>{html.escape(BY_GROUP_NOTE)}</i></p>\n{body}")
     return "\n".join(parts) + "\n"

@@ -6,7 +6,7 @@ import pytest
 
 from amrbench import stats
 from amrbench.api import AmrbenchError
-from amrbench.claims import claim_line, evaluate_claims
+from amrbench.claims import claim_line, evaluate_claims, verdicts_by_group
 from amrbench.suite import expand, load_suite
 from amrbench.render import render
 from tests.conftest import TINY_SUITE
@@ -261,3 +261,27 @@ def test_claims_of_a_profile_are_checked_against_its_labels(write_suite):
     text = THREE_SEEDS + CLAIMS + "profiles:\n  quick: {methods: [uniform]}\n"
     with pytest.raises(AmrbenchError, match=re.escape("'herding' is not a method")):
         load_suite(write_suite(text))
+
+
+def test_claims_over_several_tables_get_a_tally_per_table(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS.replace("models: [cnn1d]", "models: [cnn1d, cnn2d]") + CLAIMS))
+    # cnn2d: herding behind uniform on every seed at 25 % (-11 points), tied-ish at 50 %
+    flipped = {("uniform", "25%"): VALUES[("herding", "25%")], ("herding", "25%"): VALUES[("uniform", "25%")],
+               ("uniform", "50%"): VALUES[("uniform", "50%")], ("herding", "50%"): VALUES[("herding", "50%")]}
+    records = [{**r, "metrics": {"accuracy": flipped[(r["labels"]["method"], r["labels"]["budget"])][r["labels"]["seed"]]}}
+               if r["labels"]["model"] == "cnn2d" else r for r in records_for(suite)]
+    header, rows = verdicts_by_group(evaluate_claims(suite, records))
+    assert header == ["Claim", "toy · cnn1d", "toy · cnn2d"]
+    assert rows == [["herding beats uniform at 25 %", "1 / 0 / 0", "0 / 1 / 0"],
+                    ["uniform beats herding at 25 %", "0 / 1 / 0", "1 / 0 / 0"],
+                    ["herding beats uniform everywhere", "1 / 0 / 1", "0 / 1 / 1"],
+                    ["herding beats uniform by 10 points", "0 / 0 / 1", "–"]]
+    assert "| herding beats uniform at 25 %" in render(suite, records, "markdown")
+    assert re.search(r"<td>herding beats uniform at 25 % *</td><td>1 / 0 / 0 *</td><td>0 / 1 / 0 *</td>",
+                     render(suite, records, "html"))
+
+
+def test_claims_over_one_table_get_no_tally_table(write_suite):
+    suite = load_suite(write_suite(THREE_SEEDS + CLAIMS))
+    assert verdicts_by_group(evaluate_claims(suite, records_for(suite))) == ([], [])
+    assert "Comparisons per table" not in render(suite, records_for(suite), "markdown")
