@@ -37,6 +37,7 @@ from amrbench.basics import AmrbenchError, did_you_mean
 
 RULE = "kept when τ(A, B) ≥ the mean seed-baseline τ, else changed"
 KEPT, CHANGED, NO_TAU, NO_BASELINE = "kept", "changed", "no τ", "no baseline"
+MIN_ROWS = 3  # rows a τ needs
 
 
 # --------------------------------------------------------------------------- the numbers
@@ -98,10 +99,12 @@ def verdict(tau: float, seed_taus: list) -> str:
 
 def kendall(a: dict, b: dict, rows: list) -> tuple:
     """(τ-b, two-sided p) of the values ``a`` and ``b`` give ``rows``; NaN for fewer than
-    two rows or a constant side (no ranking to compare)."""
+    ``MIN_ROWS`` rows or a constant side (no ranking to compare). Two rows always give
+    τ = ±1: a seed that has run two rows of a column would otherwise weigh in the seed
+    baseline as a perfect (dis)agreement."""
     from scipy import stats as scipy_stats
 
-    if len(rows) < 2:
+    if len(rows) < MIN_ROWS:
         return math.nan, math.nan
     with warnings.catch_warnings():  # a constant side: scipy warns and returns NaN, reported as "no τ"
         warnings.simplefilter("ignore")

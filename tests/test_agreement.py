@@ -97,6 +97,8 @@ def test_ties_use_tau_b():
     expected = stats.kendalltau([1, 1, 2, 3], [1, 2, 2, 4], variant="b")
     assert tau == pytest.approx(expected.statistic) and 0 < tau < 1 and p == pytest.approx(expected.pvalue)
     assert math.isnan(agreement.kendall(a, b, ["x"])[0])
+    assert math.isnan(agreement.kendall(a, b, ["x", "w"])[0])  # two rows: τ would be ±1 whatever the data
+    assert not math.isnan(agreement.kendall(a, b, ["x", "z", "w"])[0])
 
 
 def test_a_row_missing_in_one_profile_is_dropped_with_a_note(write_suite):
