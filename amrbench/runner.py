@@ -95,7 +95,7 @@ def environment() -> dict:
 
 def cpu_model() -> str:
     """The CPU's name: float32 cells differ in their last bits between CPUs whose kernels
-    differ (AVX2 / AVX-512 / AMX), and training amplifies that (README, "Determinism")."""
+    differ (AVX2 / AVX-512 / AMX), and training amplifies that (docs/determinism.md)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
