@@ -486,8 +486,10 @@ class Protocol(Plugin):
 
     @classmethod
     def produces(cls, metric: str) -> bool:
-        """Whether a record of this protocol can hold ``metric`` (True when undeclared)."""
-        return not cls.metrics or any(re.fullmatch(pattern, str(metric)) for pattern in cls.metrics)
+        """Whether a record of this protocol can hold ``metric`` (True when undeclared);
+        ``a.b`` names entry ``b`` of the mapping metric ``a`` (``per_snr.18``)."""
+        names = {str(metric), str(metric).partition(".")[0]}
+        return not cls.metrics or any(re.fullmatch(pattern, name) for pattern in cls.metrics for name in names)
 
     @abc.abstractmethod
     def run_cell(self, ctx: "Context", cell: dict) -> dict:

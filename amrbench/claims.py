@@ -89,7 +89,7 @@ class ClaimResult:
 # --------------------------------------------------------------------------- validation
 def validate_claims(src, claims, suite) -> list:
     """The suite's ``claims`` block checked against its table (row labels, axis values)
-    and the table's ``ci`` level and ``ranks`` flag; errors name file:line."""
+    and the table's ``ci`` level and ``pair_positions`` flag; errors name file:line."""
     _validate_table_stats(src, suite.table)
     if claims is None:
         return []
@@ -99,10 +99,8 @@ def validate_claims(src, claims, suite) -> list:
 
 
 def _validate_table_stats(src, table: dict) -> None:
-    """``ci`` (the confidence level claims and cells use), ``ranks`` (the Rank column)
-    and ``pair_positions`` (tests pair pooled values by position, or per seed)."""
-    if not isinstance(table.get("ranks", True), bool):
-        raise src.error(("table", "ranks"), "must be true or false (the average-rank column)")
+    """``ci`` (the confidence level claims and cells use) and ``pair_positions`` (tests
+    pair pooled values by position, or per seed); ``ranks`` is checked with the suite."""
     if not isinstance(table.get("pair_positions", True), bool):
         raise src.error(("table", "pair_positions"), "must be true or false (false: tests pair per seed, on the mean "
                                                      "of each seed's pooled values)")

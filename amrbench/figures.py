@@ -222,7 +222,7 @@ def _loss_panel(ax, records: list, title: str) -> None:
 def write_cd_diagram(suite, tables: list, out_dir: Path) -> tuple:
     """The critical-difference diagram of the suite's table: (PNG path or None, note or None)."""
     name = f"cd-{slug(suite.table.get('title') or suite.name)}"
-    blocks = rank_blocks(tables)
+    blocks = rank_blocks(tables, suite.table)
     result = stats.friedman(blocks) if len(blocks) else None
     if result is None:
         return None, (f"{name}: skipped, the Friedman test needs 3+ rows and 2+ complete (group, column) blocks "

@@ -441,9 +441,27 @@ def _validate(src, data: dict, path: Path, profile, registry, read_files: bool =
     from amrbench.claims import validate_claims
     from amrbench.published import validate_published
 
+    _validate_ranks(src, suite)
     suite.claims = validate_claims(src, data.get("claims"), suite)
     suite.published = validate_published(src, data.get("published"), suite)
     return suite
+
+
+def _validate_ranks(src, suite: Suite) -> None:
+    """``table: ranks`` is true, false, or the column labels to rank over."""
+    chosen = suite.table["ranks"]
+    if isinstance(chosen, bool):
+        return
+    from amrbench.tables import axis_labels
+
+    columns = [str(c) for c in axis_labels(suite)[suite.table["columns"]]]
+    if not (isinstance(chosen, list) and chosen):
+        raise src.error(("table", "ranks"), "must be true or false (the Rank column), or the column labels to rank "
+                                                   "over, e.g. [1%, 5%]")
+    for k, label in enumerate(chosen):
+        if str(label) not in columns:
+            raise src.error(("table", "ranks", k), f"{label!r} is not a column of the table"
+                                                   f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
 
 
 def _suite_name(src, data: dict, path: Path) -> str:

@@ -76,6 +76,23 @@ def axis_labels(suite) -> dict:
     }
 
 
+def metric_value(metrics: dict, name: str):
+    """A record's metric ``name``; ``a.b`` reads entry ``b`` of the mapping metric ``a``
+    (``per_snr.18``: the accuracy at 18 dB). None when the record has no such value."""
+    if name in metrics:
+        return metrics[name]
+    head, _, rest = name.partition(".")
+    inner = metrics.get(head)
+    return metric_value(inner, rest) if rest and isinstance(inner, dict) else None
+
+
+def ranked_columns(layout: dict, col_values: list) -> list:
+    """Which columns the Rank column, the Friedman test and the CD diagram read: all, or
+    the labels listed in ``ranks`` (e.g. the per-SNR columns, not their aggregate)."""
+    chosen = layout.get("ranks", True)
+    return [isinstance(chosen, bool) or str(c) in {str(x) for x in chosen} for c in col_values]
+
+
 def records_frame(records: list, metric, pool: Optional[str] = None, labels: Optional[list] = None) -> pd.DataFrame:
     """One row per ok record and metric name (``metric`` is a name or a list; its
     ``labels`` fill the ``metric`` column); with ``pool``, one row per entry of the
@@ -89,7 +106,7 @@ def records_frame(records: list, metric, pool: Optional[str] = None, labels: Opt
             continue
         metrics = r.get("metrics") or {}
         for name, label in zip(names, labels):
-            values = metrics.get(pool) if pool else [metrics.get(name)]
+            values = metric_value(metrics, pool) if pool else [metric_value(metrics, name)]
             if not isinstance(values, list):
                 continue
             rows += [{**r["labels"], "metric": label, "position": k, "value": float(v)} for k, v in enumerate(values)
@@ -251,7 +268,7 @@ def _add_extra_row(table, spec: dict, records: list, col_values: list, cols_axis
                 per_seed.setdefault(r["labels"].get("seed"), r["metrics"] or {})
         values = []
         for metrics in per_seed.values():
-            found = metrics.get(spec["pool"]) if spec.get("pool") else [metrics.get(spec["metric"])]
+            found = metric_value(metrics, spec["pool"]) if spec.get("pool") else [metric_value(metrics, spec["metric"])]
             values += [float(v) for v in (found if isinstance(found, list) else []) if isinstance(v, (int, float))]
         if not values:
             texts.append("–")
@@ -325,7 +342,7 @@ def _one_table(suite, frame, row_values, col_values, title, marked=None, marks=(
             signs = [s for c in col_values for s in (marked or {}).get((row_values[i], c), [])]
             texts[i].append(avg_texts[i] + "".join(dict.fromkeys(signs)))
         bold = np.column_stack([bold, avg_bold])
-    ranks = average_ranks(means, layout) if layout.get("ranks", True) else None
+    ranks = average_ranks(means[:, ranked_columns(layout, col_values)], layout) if layout.get("ranks", True) else None
     if ranks is not None:
         header.append("Rank")
         for i in range(len(row_values)):
@@ -424,7 +441,9 @@ def _caption(suite, frame, counts: set, expected: int, ranked: bool, pairs: int)
                  f"t-test, α = {stats.ALPHA:g}, pairs share {_pairing_text(layout, frame)})"
                  + ("; Avg by the same test on per-pair averages." if layout["avg"] else "."))
     if ranked:
-        text += " Rank: average rank over the columns (1 = best, ties averaged)."
+        chosen = layout.get("ranks", True)
+        over_columns = "the columns" if isinstance(chosen, bool) else "the columns " + ", ".join(map(str, chosen))
+        text += f" Rank: average rank over {over_columns} (1 = best, ties averaged)."
     return text
 
 
@@ -487,14 +506,14 @@ def _train_sizes(suite, records: list) -> str:
 
 
 # --------------------------------------------------------------------------- ranks over all blocks
-def rank_blocks(tables: list) -> pd.DataFrame:
+def rank_blocks(tables: list, layout: dict) -> pd.DataFrame:
     """One row per complete (group, column) block of displayed means, one column per
     row label that has any value: the blocks of the Friedman test and the
-    critical-difference diagram."""
+    critical-difference diagram (the columns ``ranks`` lists, when it lists some)."""
     if not tables or tables[0].means is None:
         return pd.DataFrame()
     blocks = [pd.Series(t.means[:, j], index=[str(r) for r in t.row_values], name=(t.title, str(c)))
-              for t in tables for j, c in enumerate(t.col_values)]
+              for t in tables for j, c in enumerate(t.col_values) if ranked_columns(layout, [c])[0]]
     frame = pd.DataFrame(blocks).dropna(axis=1, how="all")  # rows with no value anywhere take no part
     return frame.dropna(axis=0, how="any")
 
@@ -502,7 +521,7 @@ def rank_blocks(tables: list) -> pd.DataFrame:
 def rank_summary(suite, tables: list) -> Optional[str]:
     """Average ranks over every block and the Friedman test, in one sentence; None when
     the test cannot be computed."""
-    blocks = rank_blocks(tables)
+    blocks = rank_blocks(tables, suite.table)
     result = stats.friedman(blocks) if len(blocks) else None
     if result is None:
         return None

@@ -194,6 +194,42 @@ def test_metric_axis_puts_several_metrics_side_by_side(write_suite):
     assert "accuracy, train_time_s" in text
 
 
+def test_dotted_metric_reads_a_mapping_entry_and_ranks_skip_the_aggregate(write_suite, tmp_path):
+    """``per_snr.18`` is the entry "18" of the record's ``per_snr``; ``ranks`` restricts
+    the Rank column, the Friedman line and the CD diagram to the listed columns."""
+    from tests.conftest import TINY_SUITE
+
+    suite_text = TINY_SUITE.replace("[uniform, herding]", "[uniform, herding, kcenter]")
+    layout = ("table: {rows: method, columns: metric, group: [dataset, model, budget], avg: false,\n"
+              "        metric: [accuracy, per_snr.0, per_snr.18], metric_labels: [all, 0 dB, 18 dB],\n"
+              "        ranks: [0 dB, 18 dB]}\n")
+    suite = load_suite(write_suite(suite_text + layout))
+    # per SNR: kcenter best at 0 dB, uniform best at 18 dB; the aggregate column would
+    # rank herding first, so including it would change the average ranks
+    per_snr = {"uniform": (0.30, 0.95), "herding": (0.50, 0.90), "kcenter": (0.60, 0.80)}
+    overall = {"uniform": 0.60, "herding": 0.99, "kcenter": 0.70}
+    records = []
+    for cell in expand(suite):
+        m, seed = cell["labels"]["method"], cell["labels"]["seed"]
+        low, high = per_snr[m]
+        records.append({"key": cell["key"], "status": "ok", "labels": cell["labels"],
+                        "metrics": {"accuracy": overall[m] + seed / 100,
+                                    "per_snr": {"0": low + seed / 100, "18": high + seed / 100}}})
+    tables = build_tables(suite, records)
+    assert len(tables) == 2  # one per budget
+    table = tables[0]
+    assert table.header[1:] == ["all", "0 dB", "18 dB", "Rank"]
+    cells = dict(zip(table.rows, table.cells))
+    assert cells["uniform"][2].startswith("95.50")  # 18 dB: mean of 0.95 and 0.96
+    assert cells["herding"][0].startswith("99.50")  # the aggregate, best, but not ranked
+    rank_0 = scipy_stats.rankdata([-30.5, -50.5, -60.5])
+    rank_18 = scipy_stats.rankdata([-95.5, -90.5, -80.5])
+    assert [float(cells[m][-1]) for m in ("uniform", "herding", "kcenter")] == ((rank_0 + rank_18) / 2).tolist()
+    text = render(suite, records, "markdown")
+    assert "Average rank over 4 blocks (group × column): uniform 2.00, herding 2.00, kcenter 2.00." in text
+    assert "Rank: average rank over the columns 0 dB, 18 dB (1 = best" in text
+
+
 def test_profile_and_training_size_are_stated_and_quick_is_a_smoke_test(write_suite):
     suite = load_suite(write_suite(tiny(extra="profiles:\n  quick: {train: {epochs: 3}}\n")), profile="quick")
     records = fixed_records(suite)
@@ -236,6 +272,9 @@ def test_bad_stat_options(write_suite, bad, message):
     ("table: {columns: metric, metric: [a, b], metric_labels: [x]}", "one per entry"),
     ("table: {extra_rows: [{label: x}]}", "at least label and metric"),
     ("table: {extra_rows: [{label: x, metric: y, where: 1}]}", "unknown key"),
+    ("table: {ranks: [25%, 75%]}", "'75%' is not a column of the table"),
+    ("table: {ranks: []}", "column labels to rank over"),
+    ("table: {metric: per_snrr.18}", "records no metric 'per_snrr.18'"),
 ])
 def test_bad_table_layouts_name_the_key(write_suite, layout, message):
     from amrbench.api import AmrbenchError
