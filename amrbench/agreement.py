@@ -230,14 +230,16 @@ def _compare_values(suite_a, values_a: dict, values_b: dict, profile_b: str, axe
 
 
 def _check_block(found: Agreement, values_a: dict, values_b: dict, block: tuple, order: dict) -> None:
-    """Add ``block``'s column checks to ``found``, and a note per column or row that only
-    one profile holds."""
+    """Add ``block``'s column checks to ``found``, and a note for the columns and rows that
+    only one profile holds."""
     columns_a = {c for b, c in values_a if b == block}
     columns_b = {c for b, c in values_b if b == block}
     where = block_text(found.block_axes, block)
-    for column in in_order(columns_a ^ columns_b, order[found.cols_axis]):
-        lacking = found.profile_b if column in columns_a else found.profile_a
-        found.notes.append(f"{where}, {column}: not in profile {lacking}; column left out")
+    for lacking, only in ((found.profile_b, columns_a - columns_b), (found.profile_a, columns_b - columns_a)):
+        if only:
+            listed = ", ".join(map(str, in_order(only, order[found.cols_axis])))
+            found.notes.append(f"{where}, {listed}: not in profile {lacking}; "
+                               f"{'column' if len(only) == 1 else 'columns'} left out")
     seed_at = found.block_axes.index("seed") if "seed" in found.block_axes else None
     for column in in_order(columns_a & columns_b, order[found.cols_axis]):
         check = _column_check(values_a, values_b, block, column, order[found.rows_axis], seed_at,
