@@ -456,12 +456,12 @@ def _validate_ranks(src, suite: Suite) -> None:
 
     columns = [str(c) for c in axis_labels(suite)[suite.table["columns"]]]
     if not (isinstance(chosen, list) and chosen):
-        raise src.error(("table", "ranks"), "must be true or false (the Rank column), or the column labels to rank "
-                                                   "over, e.g. [1%, 5%]")
+        raise src.error(("table", "ranks"), "must be true or false (the Rank column), or the column labels to "
+                                            "rank over, e.g. [1%, 5%]")
     for k, label in enumerate(chosen):
         if str(label) not in columns:
             raise src.error(("table", "ranks", k), f"{label!r} is not a column of the table"
-                                                   f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
+                                                  f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
 
 
 def _suite_name(src, data: dict, path: Path) -> str:

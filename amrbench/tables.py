@@ -87,10 +87,11 @@ def metric_value(metrics: dict, name: str):
 
 
 def ranked_columns(layout: dict, col_values: list) -> list:
-    """Which columns the Rank column, the Friedman test and the CD diagram read: all, or
-    the labels listed in ``ranks`` (e.g. the per-SNR columns, not their aggregate)."""
+    """The indices of the columns the Rank column, the Friedman test and the CD diagram
+    read: all, or those ``ranks`` lists (e.g. the per-SNR columns, not their aggregate)."""
     chosen = layout.get("ranks", True)
-    return [isinstance(chosen, bool) or str(c) in {str(x) for x in chosen} for c in col_values]
+    listed = None if isinstance(chosen, bool) else {str(x) for x in chosen}
+    return [j for j, c in enumerate(col_values) if listed is None or str(c) in listed]
 
 
 def records_frame(records: list, metric, pool: Optional[str] = None, labels: Optional[list] = None) -> pd.DataFrame:
@@ -512,8 +513,8 @@ def rank_blocks(tables: list, layout: dict) -> pd.DataFrame:
     critical-difference diagram (the columns ``ranks`` lists, when it lists some)."""
     if not tables or tables[0].means is None:
         return pd.DataFrame()
-    blocks = [pd.Series(t.means[:, j], index=[str(r) for r in t.row_values], name=(t.title, str(c)))
-              for t in tables for j, c in enumerate(t.col_values) if ranked_columns(layout, [c])[0]]
+    blocks = [pd.Series(t.means[:, j], index=[str(r) for r in t.row_values], name=(t.title, str(t.col_values[j])))
+              for t in tables for j in ranked_columns(layout, t.col_values)]
     frame = pd.DataFrame(blocks).dropna(axis=1, how="all")  # rows with no value anywhere take no part
     return frame.dropna(axis=0, how="any")
 

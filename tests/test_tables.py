@@ -194,7 +194,7 @@ def test_metric_axis_puts_several_metrics_side_by_side(write_suite):
     assert "accuracy, train_time_s" in text
 
 
-def test_dotted_metric_reads_a_mapping_entry_and_ranks_skip_the_aggregate(write_suite, tmp_path):
+def test_dotted_metric_reads_a_mapping_entry_and_ranks_skip_the_aggregate(write_suite):
     """``per_snr.18`` is the entry "18" of the record's ``per_snr``; ``ranks`` restricts
     the Rank column, the Friedman line and the CD diagram to the listed columns."""
     from tests.conftest import TINY_SUITE

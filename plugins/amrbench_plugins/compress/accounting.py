@@ -20,7 +20,8 @@ Compression ratios:
   of a unit-variance Gaussian, 0.5 log2(2 pi e) = 2.047), ``d`` = bits per code index
   and ``dim(z_e)`` = code indices per signal: i.e. ``2 p H_N / bits``. For p = 1024,
   K = 64 (d = 6) and 512 indices at layer 0 this is 1.367, the paper's xi = 1.37, and
-  doubles per layer (Table IV: 1.37 ... 21.92, 16 x the rounded 1.37; exactly 21.87; K = 128 gives 1.17 ... 18.74). It
+  doubles per layer (Table IV: 1.37 ... 21.92, 16 x the rounded 1.37, exactly 21.87;
+  K = 128 gives 1.17 ... 18.74). It
   charges the input 2.05 bits per real component, not 32, so it is ~15.6x smaller than
   the float32 ratio.
 
