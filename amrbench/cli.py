@@ -366,7 +366,8 @@ def cmd_table(args) -> int:
     suite = _load(args)
     store = RecordStore(runner.results_dir(suite, RunOptions(results=args.results)) / "records.jsonl")
     if not store.path.exists():
-        raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}` first")
+        profile = f" --profile {args.profile}" if args.profile else ""
+        raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}{profile}` first")
     records = _suite_records(suite, store)
     suite_module.require_records(suite, records, set(store.latest()), store.path)
     text = render.render(suite, records, args.format)

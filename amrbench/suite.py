@@ -70,6 +70,7 @@ TABLE_DEFAULTS = {
     "ranks": True,
     "pair_positions": True,
     "choose_by": None,
+    "choose_against": None,
 }
 EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}
 AXES = ("dataset", "method", "budget", "model", "seed", "metric")
@@ -442,6 +443,7 @@ def _validate(src, data: dict, path: Path, profile, registry, read_files: bool =
     from amrbench.published import validate_published
 
     _validate_ranks(src, suite)
+    _validate_choose_against(src, suite)
     suite.claims = validate_claims(src, data.get("claims"), suite)
     suite.published = validate_published(src, data.get("published"), suite)
     return suite
@@ -462,6 +464,23 @@ def _validate_ranks(src, suite: Suite) -> None:
         if str(label) not in columns:
             raise src.error(("table", "ranks", k), f"{label!r} is not a column of the table"
                                                   f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
+
+
+def _validate_choose_against(src, suite: Suite) -> None:
+    """``table: choose_against`` names the row (e.g. the current default) that the row
+    chosen on ``choose_by`` is compared with; it needs ``choose_by``."""
+    against = suite.table["choose_against"]
+    if against is None:
+        return
+    from amrbench.tables import axis_labels
+
+    rows = [str(r) for r in axis_labels(suite)[suite.table["rows"]]]
+    if not suite.table["choose_by"]:
+        raise src.error(("table", "choose_against"), "needs table.choose_by (the metric that chooses the row), "
+                                                     "e.g. choose_by: val_accuracy")
+    if str(against) not in rows:
+        raise src.error(("table", "choose_against"), f"{against!r} is not a row of the table"
+                                                     f"{did_you_mean(str(against), rows)}; rows: {', '.join(rows)}")
 
 
 def _suite_name(src, data: dict, path: Path) -> str:

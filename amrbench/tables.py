@@ -33,7 +33,8 @@ LaTeX, CSV and HTML by ``amrbench.render``).
   the ``quick`` profile is labelled a smoke test.
 - Choice: with ``table: {choose_by: val_accuracy}``, under each table the row a
   held-out validation metric chooses, per column and over all columns, with the test
-  value the table shows for it (see :func:`choices`).
+  value the table shows for it (see :func:`choices`); with ``choose_against: ROW``, the
+  chosen row's paired difference against ROW on validation and on test.
 Rows and columns keep the suite's order.
 """
 from __future__ import annotations
@@ -546,14 +547,16 @@ def choices(suite, records: list, tables: list) -> list:
     if not metric:
         return []
     layout = suite.table
-    rows_axis, cols_axis, _ = table_axes(layout)
     frame = records_frame(records, metric)
-    return [_choice_line(t, frame, metric, rows_axis, cols_axis, layout) for t in tables]
+    shown = records_frame(records, layout["metric"], layout["pool"]) if isinstance(layout["metric"], str) else None
+    return [_choice_line(t, frame, shown, metric, layout) for t in tables]
 
 
-def _choice_line(table: Table, frame: pd.DataFrame, metric: str, rows_axis: str, cols_axis: str, layout: dict) -> str:
+def _choice_line(table: Table, frame: pd.DataFrame, shown: Optional[pd.DataFrame], metric: str, layout: dict) -> str:
+    rows_axis, cols_axis, _ = table_axes(layout)
     for axis, value in table.group.items():
         frame = frame[frame[axis] == value]
+        shown = None if shown is None else shown[shown[axis] == value]
     means = frame.groupby([rows_axis, cols_axis])["value"].mean()
     grid = np.array([[means.get((r, c), np.nan) for c in table.col_values] for r in table.row_values], dtype=float)
     grid = grid.reshape(len(table.row_values), len(table.col_values))
@@ -574,7 +577,46 @@ def _choice_line(table: Table, frame: pd.DataFrame, metric: str, rows_axis: str,
         i = int(pick(overall))
         parts.append(f"all columns: {table.row_values[i]} (mean {metric} {overall[i] * scale:.{digits}f}, "
                      f"test Avg {_shown(table, i, 'Avg')})")
+        if layout["choose_against"] is not None:
+            parts.append(_against(table.row_values[i], frame, shown, metric, layout))
     return f"{table.title}: " + "; ".join(parts) + "."
+
+
+def _against(chosen, frame: pd.DataFrame, shown: Optional[pd.DataFrame], metric: str, layout: dict) -> str:
+    """The row chosen over all columns against ``choose_against`` (e.g. the current
+    default): the paired difference of their ``choose_by`` values and of the test values
+    the table shows, pairs sharing every axis but the row (column, seed, ...), each a
+    t-interval of the mean difference. Choosing the best of several rows on the same
+    validation values makes its validation difference optimistic; the test difference,
+    which the choice never read, is the estimate to report."""
+    against = str(layout["choose_against"])
+    if str(chosen) == against:
+        return f"the chosen row is {against} (choose_against): nothing to compare"
+    scale, digits = float(layout["scale"]), _decimals(layout["format"])
+    texts, n = [], 0
+    for name, values in ((metric, frame), ("test", shown)):
+        if values is None:
+            continue
+        better, than = _paired_values(values, layout["rows"], chosen, against)
+        if len(better) < 2:
+            texts.append(f"{name} – (fewer than 2 pairs)")
+            continue
+        d = stats.paired_difference(better, than, bool(layout["higher_is_better"]))
+        n = max(n, d.n)
+        texts.append(f"{name} {d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]")
+    return f"against {against}: " + ", ".join(texts) + f" (95 % CI of the paired difference, n = {n} pairs)"
+
+
+def _paired_values(frame: pd.DataFrame, rows_axis: str, chosen, against) -> tuple:
+    """The values of rows ``chosen`` and ``against`` at the keys both hold (every axis
+    but the row; pooled positions averaged), in the same order."""
+    keys = [a for a in AXES if a not in (rows_axis, "metric")]
+    means = frame.fillna({k: "" for k in keys}).groupby([rows_axis, *keys])["value"].mean()
+    rows = means.index.get_level_values(0).astype(str)
+    better = means[rows == str(chosen)].droplevel(0)
+    than = means[rows == str(against)].droplevel(0)
+    common = better.index.intersection(than.index)
+    return better[common].to_numpy(), than[common].to_numpy()
 
 
 def _shown(table: Table, row: int, column: str) -> str:

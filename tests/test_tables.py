@@ -386,3 +386,10 @@ def test_table_of_a_profile_without_records_names_the_profiles_with_records(writ
     err = capsys.readouterr().err.strip()
     assert "no records of profile 'quick'" in err and "records exist for: the default profile (no --profile)" in err
     assert len(err.splitlines()) == 1
+
+
+def test_table_of_a_profile_never_run_gives_the_run_command_with_its_profile(write_suite, tmp_path, capsys):
+    path = write_suite(tiny(extra="profiles:\n  quick: {train: {epochs: 2}}\n"))
+    assert main(["table", str(path), "--results", str(tmp_path / "none"), "--profile", "quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"no records yet; run `amrbench run {path} --profile quick` first" in err and len(err.splitlines()) == 1

@@ -199,3 +199,27 @@ def test_without_choose_by_nothing_is_chosen(write_suite):
 def test_choose_by_a_metric_the_protocol_lacks_names_the_key(write_suite):
     with pytest.raises(AmrbenchError, match=r"table\.choose_by.*records no metric 'val_acc'"):
         load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_acc}\n"))
+
+
+def test_choose_against_gives_the_paired_difference_on_validation_and_on_test(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_against: uniform}\n"))
+    line = next(x for x in render(suite, choice_records(suite)).splitlines() if x.startswith("- toy · cnn1d:"))
+    # herding - uniform per (budget, seed): validation +10, +12, -6, -8 (mean +2, sd 10.46, t(3) 3.182);
+    # test -10, -10, -10, -12 (mean -10.5, sd 1.0)
+    assert ("against uniform: val_accuracy +2.00 [-14.64, +18.64], test -10.50 [-12.09, -8.91] "
+            "(95 % CI of the paired difference, n = 4 pairs)") in line
+
+
+def test_choose_against_the_chosen_row_says_there_is_nothing_to_compare(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_against: herding}\n"))
+    assert "the chosen row is herding (choose_against): nothing to compare" in render(suite, choice_records(suite))
+
+
+@pytest.mark.parametrize("table, message", [
+    ("{choose_by: val_accuracy, choose_against: herdin}", r"table\.choose_against.*'herdin' is not a row.*herding"),
+    ("{choose_against: uniform}", r"table\.choose_against.*needs table\.choose_by"),
+])
+def test_a_bad_choose_against_is_one_line_naming_the_key(write_suite, table, message):
+    with pytest.raises(AmrbenchError, match=message) as info:
+        load_suite(write_suite(TINY_SUITE + f"table: {table}\n"))
+    assert "\n" not in str(info.value)
