@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run one block of the grid: the cells whose dataset, model, method or budget is one of "
                      "the values (label or plugin name; repeatable, e.g. --only dataset=RML2016.10a --only model=cnn2d); "
                      "the table still shows every stored cell")
+    run.add_argument("--rerun", action="store_true",
+                     help="run the selected cells (the suite, or its --only block) again even when their records "
+                     "are stored; the new records supersede them in tables, and the old ones stay in records.jsonl")
     run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes "
                      "(= --executor-param workers=N)")
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786 "
@@ -243,7 +246,7 @@ def cmd_run(args) -> int:
     runner.resolve_device(args.device)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
                          cache=args.cache, threads=args.threads, executor_params=_executor_params(args),
-                         only=_only_dict(args.only))
+                         only=_only_dict(args.only), rerun=args.rerun)
     from amrbench.suite import expand, only_cells
 
     grid = expand(suite)
@@ -253,9 +256,10 @@ def cmd_run(args) -> int:
 
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
         done = store.done_keys()
-        todo = [c for c in cells if c["key"] not in done]
+        todo = [c for c in cells if args.rerun or c["key"] not in done]
         runner.note_changed_data(todo, store.latest().values(), store.path)
-        print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent, cache=args.cache), args.jobs))
+        print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent, cache=args.cache), args.jobs,
+                                    rerun=args.rerun))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
 
@@ -311,7 +315,7 @@ def _confirm_cost(suite, cells: list, args, out_dir) -> None:
         return
     store = RecordStore(Path(out_dir) / "records.jsonl")
     done = {k for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else set()
-    todo = [c for c in cells if c["key"] not in done]
+    todo = [c for c in cells if args.rerun or c["key"] not in done]
     if todo:
         cost.confirm_cost(_estimate(todo, out_dir.parent, cache=args.cache), args.jobs, args.executor, args.yes,
                           suite.name)

@@ -41,6 +41,7 @@ class RunOptions:
     cache: Optional[str] = None
     threads: Optional[int] = None
     only: dict = field(default_factory=dict)  # --only: {axis: [values]}, a block of the grid
+    rerun: bool = False  # --rerun: run the cells even when stored; the new records supersede the old
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -241,17 +242,21 @@ def note_changed_data(todo: list, records, path) -> None:
         print(f"amrbench: note: {path}: {note}", file=sys.stderr)
 
 
-def dry_run_report(suite: Suite, cells: list, done: set, estimate=None, jobs: int = 1) -> str:
+def dry_run_report(suite: Suite, cells: list, done: set, estimate=None, jobs: int = 1, rerun: bool = False) -> str:
     """The expanded grid with what is done, and, given a ``cost.Estimate`` of the cells
-    still to run, their CPU-hours and wall time with ``jobs`` workers."""
+    still to run, their CPU-hours and wall time with ``jobs`` workers. With ``rerun``
+    every cell runs: the stored ones are marked "rerun"."""
     from tabulate import tabulate
 
+    stored = "rerun" if rerun else "done"
     rows = [[c["labels"]["dataset"], c["labels"]["model"], c["labels"]["method"], c["labels"]["budget"],
-             c["labels"]["seed"], "done" if c["key"] in done else "todo", c["key"][:12]] for c in cells]
+             c["labels"]["seed"], stored if c["key"] in done else "todo", c["key"][:12]] for c in cells]
     table = tabulate(rows, headers=["dataset", "model", "method", "budget", "seed", "status", "key"], tablefmt="simple")
     n_done = sum(c["key"] in done for c in cells)
-    text = f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, {len(cells) - n_done} to run"
-    return text + (f"; {estimate.summary(jobs)}" if estimate is not None and len(cells) > n_done else "")
+    n_todo = len(cells) if rerun else len(cells) - n_done
+    text = (f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, "
+            + (f"all {n_todo} to run again (--rerun)" if rerun else f"{n_todo} to run"))
+    return text + (f"; {estimate.summary(jobs)}" if estimate is not None and n_todo else "")
 
 
 @dataclass
@@ -329,7 +334,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
     stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
     check_mixed_precision_reuse(cells, stored, options.device, store.path)
-    done = set(stored)
+    done = set() if options.rerun else set(stored)
     todo = [c for c in cells if c["key"] not in done]
     note_other_cpus(stored, todo, options, store.path)
     note_changed_data(todo, stored.values(), store.path)
@@ -342,7 +347,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
         errors.extend(registry.call_reporters("amrbench_cell_start", cell=cell))
 
     for record in executor.run(todo, options.as_dict(), notify):
-        store.append(record)
+        store.append(record, supersede=options.rerun)
         produced.append(record)
         errors += registry.call_reporters("amrbench_cell_done", record=record)
     errors += registry.call_reporters("amrbench_suite_done", suite=suite, records=produced)

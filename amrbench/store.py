@@ -128,16 +128,17 @@ class RecordStore:
         return {k for k, r in self.latest().items() if r.get("status") == "ok"}
 
     # ---- appending
-    def append(self, record: dict) -> bool:
+    def append(self, record: dict, supersede: bool = False) -> bool:
         """Store ``record`` unless an ``ok`` record of its key is already stored (another
-        run into this folder finished the cell first). Returns whether it was written."""
+        run into this folder finished the cell first); with ``supersede`` (``run
+        --rerun``) store it anyway, after the one it replaces. Returns whether it was written."""
         line = (json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True, default=str) + "\n").encode()
         key = record.get("key")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.lock:
                 self._repair_torn_tail()
-                if key is not None and key in self._stored_ok_keys():
+                if key is not None and not supersede and key in self._stored_ok_keys():
                     return False
                 self._write_line(line)
         except OSError as exc:

@@ -61,6 +61,29 @@ def test_a_block_runs_only_its_cells_and_the_table_shows_every_stored_one(write_
     assert "unknown axis" in capsys.readouterr().err
 
 
+def test_rerun_runs_stored_cells_again_and_the_new_records_supersede_the_old(write_suite, tmp_path, capsys):
+    suite = write_suite()
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0"]) == 0
+    path = out / "records.jsonl"
+    first = records(path)
+    real = {r["key"]: r["metrics"]["accuracy"] for r in first}
+    # doctor herding's stored accuracies: a rerun must replace them in the table
+    path.write_text("".join(json.dumps({**r, "metrics": {**r["metrics"], "accuracy": 0.0123}}
+                                       if r["labels"]["method"] == "herding" else r) + "\n" for r in first))
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--only", "method=herding", "--rerun",
+                 "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 cells, 2 already done, all 2 to run again (--rerun)" in printed and printed.count(" rerun ") == 2
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--only", "method=herding", "--rerun"]) == 0
+    after = records(path)
+    assert len(after) == len(first) + 2  # the superseded records stay
+    latest = RecordStore(path).latest()
+    assert {k: r["metrics"]["accuracy"] for k, r in latest.items()} == real  # same seed, same numbers
+    assert "1.23" not in (out / "table.md").read_text()
+
+
 def _as_if_run_on(path, device):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({**r, "device": device}) + "\n" for r in lines))
