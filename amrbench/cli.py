@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Optional
 
 from amrbench import allocator, progress
 from amrbench.basics import KINDS, AmrbenchError
@@ -92,8 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "the values (label or plugin name; repeatable, e.g. --only dataset=RML2016.10a --only model=cnn2d); "
                      "the table still shows every stored cell")
     run.add_argument("--rerun", action="store_true",
-                     help="run the selected cells (the suite, or its --only block) again even when their records "
-                     "are stored; the new records supersede them in tables, and the old ones stay in records.jsonl")
+                     help="run the selected cells (the suite, or its --only / --seeds block) again even when stored; "
+                     "the new records supersede the old ones in tables, which stay in records.jsonl. It prints its "
+                     "start time: a stopped rerun resumes with --rerun-before TIME")
+    run.add_argument("--rerun-before", metavar="TIME",
+                     help="run again the selected stored cells whose latest record started before TIME (ISO 8601, "
+                     "as --rerun prints it): resumes a stopped --rerun")
     run.add_argument("--workers", type=int, help="dask: a local cluster of N single-threaded worker processes "
                      "(= --executor-param workers=N)")
     run.add_argument("--scheduler", help="dask: address of a running scheduler, e.g. tcp://host:8786 "
@@ -188,7 +195,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         progress.end_line(interrupted=True)  # close a progress bar first: the message gets its own line
-        print("amrbench: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
+        again = f" with --rerun-before {args.rerun_before}" if getattr(args, "rerun_before", None) else ""
+        print(f"amrbench: interrupted; finished cells are stored, rerun{again} to resume", file=sys.stderr)
         return 130
 
 
@@ -244,9 +252,10 @@ def cmd_run(args) -> int:
     suite = _load(args)
     _note_shipped_name(suite, args.suite_path, args.results)
     runner.resolve_device(args.device)
+    args.rerun_before = _rerun_before(args)
     options = RunOptions(results=args.results, device=args.device, jobs=args.jobs, executor=args.executor,
                          cache=args.cache, threads=args.threads, executor_params=_executor_params(args),
-                         only=_only_dict(args.only), rerun=args.rerun)
+                         only=_only_dict(args.only), rerun_before=args.rerun_before)
     from amrbench.suite import expand, only_cells
 
     grid = expand(suite)
@@ -255,11 +264,12 @@ def cmd_run(args) -> int:
         from amrbench.store import RecordStore
 
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
-        done = store.done_keys()
-        todo = [c for c in cells if args.rerun or c["key"] not in done]
+        stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
+        done = runner.reused_keys(stored, args.rerun_before)
+        todo = [c for c in cells if c["key"] not in done]
         runner.note_changed_data(todo, store.latest().values(), store.path)
         print(runner.dry_run_report(suite, cells, done, _estimate(todo, store.path.parent, cache=args.cache), args.jobs,
-                                    rerun=args.rerun))
+                                    stored=set(stored)))
         return 0
     from amrbench.store import write_suite_meta, write_text_file
 
@@ -267,6 +277,9 @@ def cmd_run(args) -> int:
     _ignore_file_size_signal()
     out_dir = runner.results_dir(suite, options)
     _confirm_cost(suite, cells, args, out_dir)
+    if args.rerun_before:
+        print(f"amrbench: --rerun: the selected stored cells that started before {args.rerun_before} run again; "
+              f"a stopped rerun resumes with --rerun-before {args.rerun_before}", file=sys.stderr)
     write_suite_meta(out_dir, _meta_suite_path(args.suite_path), args.profile,  # also fails early on a read-only folder
                      runner.artifact_time_metrics(grid))
     summary = runner.run_suite(suite, options)
@@ -283,6 +296,23 @@ def cmd_run(args) -> int:
     figures = sum(1 for p in Path(out_dir).glob("*") if p.suffix in (".png", ".svg", ".pdf"))
     print(summary.line(suite.name, out_dir, figures), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _rerun_before(args) -> Optional[str]:
+    """``--rerun-before TIME`` (checked), or with ``--rerun`` the next whole second, as
+    records' ``started_at``: waiting for it puts every stored cell before it and every
+    cell this run starts at or after it."""
+    from amrbench import runner
+
+    if args.rerun_before:
+        runner.rerun_time(args.rerun_before)
+        return args.rerun_before
+    if not args.rerun:
+        return None
+    now = time.time()
+    limit = int(now) + 1
+    time.sleep(limit - now)
+    return time.strftime(runner.RERUN_TIME, time.localtime(limit))
 
 
 def _enable_reporters(args) -> None:
@@ -308,14 +338,15 @@ def _estimate(todo: list, *extra_roots, cache=None):
 def _confirm_cost(suite, cells: list, args, out_dir) -> None:
     """A local grid (or ``--only`` block: ``cells``) estimated at more than a day of CPU
     time runs only with --yes."""
-    from amrbench import cost
+    from amrbench import cost, runner
     from amrbench.store import RecordStore
 
     if args.yes or args.executor != "local":
         return
     store = RecordStore(Path(out_dir) / "records.jsonl")
-    done = {k for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else set()
-    todo = [c for c in cells if args.rerun or c["key"] not in done]
+    stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else {}
+    done = runner.reused_keys(stored, args.rerun_before)
+    todo = [c for c in cells if c["key"] not in done]
     if todo:
         cost.confirm_cost(_estimate(todo, out_dir.parent, cache=args.cache), args.jobs, args.executor, args.yes,
                           suite.name)
@@ -370,8 +401,9 @@ def cmd_table(args) -> int:
     suite = _load(args)
     store = RecordStore(runner.results_dir(suite, RunOptions(results=args.results)) / "records.jsonl")
     if not store.path.exists():
-        profile = f" --profile {args.profile}" if args.profile else ""
-        raise AmrbenchError(f"{store.path}: no records yet; run `amrbench run {args.suite}{profile}` first")
+        command = ["amrbench", "run", args.suite] + (["--profile", args.profile] if args.profile else []) + \
+            (["--results", args.results] if args.results else [])
+        raise AmrbenchError(f"{store.path}: no records yet; run `{shlex.join(command)}` first")
     records = _suite_records(suite, store)
     suite_module.require_records(suite, records, set(store.latest()), store.path)
     text = render.render(suite, records, args.format)

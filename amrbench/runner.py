@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -41,7 +42,7 @@ class RunOptions:
     cache: Optional[str] = None
     threads: Optional[int] = None
     only: dict = field(default_factory=dict)  # --only: {axis: [values]}, a block of the grid
-    rerun: bool = False  # --rerun: run the cells even when stored; the new records supersede the old
+    rerun_before: Optional[str] = None  # --rerun: stored cells that started before this time run again
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -242,21 +243,54 @@ def note_changed_data(todo: list, records, path) -> None:
         print(f"amrbench: note: {path}: {note}", file=sys.stderr)
 
 
-def dry_run_report(suite: Suite, cells: list, done: set, estimate=None, jobs: int = 1, rerun: bool = False) -> str:
+def dry_run_report(suite: Suite, cells: list, done: set, estimate=None, jobs: int = 1, stored: set = frozenset()) -> str:
     """The expanded grid with what is done, and, given a ``cost.Estimate`` of the cells
-    still to run, their CPU-hours and wall time with ``jobs`` workers. With ``rerun``
-    every cell runs: the stored ones are marked "rerun"."""
+    still to run, their CPU-hours and wall time with ``jobs`` workers. Cells ``stored``
+    but not ``done`` (a ``--rerun``) are marked "rerun"."""
     from tabulate import tabulate
 
-    stored = "rerun" if rerun else "done"
+    def status(key):
+        return "done" if key in done else "rerun" if key in stored else "todo"
+
     rows = [[c["labels"]["dataset"], c["labels"]["model"], c["labels"]["method"], c["labels"]["budget"],
-             c["labels"]["seed"], stored if c["key"] in done else "todo", c["key"][:12]] for c in cells]
+             c["labels"]["seed"], status(c["key"]), c["key"][:12]] for c in cells]
     table = tabulate(rows, headers=["dataset", "model", "method", "budget", "seed", "status", "key"], tablefmt="simple")
     n_done = sum(c["key"] in done for c in cells)
-    n_todo = len(cells) if rerun else len(cells) - n_done
-    text = (f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, "
-            + (f"all {n_todo} to run again (--rerun)" if rerun else f"{n_todo} to run"))
-    return text + (f"; {estimate.summary(jobs)}" if estimate is not None and n_todo else "")
+    n_rerun = sum(status(c["key"]) == "rerun" for c in cells)
+    again = f" ({n_rerun} of them again: --rerun)" if n_rerun else ""
+    text = f"{table}\n\n{suite.name}: {len(cells)} cells, {n_done} already done, {len(cells) - n_done} to run{again}"
+    return text + (f"; {estimate.summary(jobs)}" if estimate is not None and len(cells) > n_done else "")
+
+
+RERUN_TIME = "%Y-%m-%dT%H:%M:%S%z"  # as records' started_at
+
+
+def rerun_time(text: str) -> datetime:
+    """A ``--rerun-before`` time: ISO 8601 as ``--rerun`` prints it (2026-12-07T20:50:00+0000;
+    without a zone, UTC)."""
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise AmrbenchError(f"--rerun-before {text!r}: not a time; give it as --rerun printed it, e.g. "
+                            f"2026-12-07T20:50:00+0000") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def reused_keys(stored: dict, rerun_before: Optional[str]) -> set:
+    """The stored ``ok`` cells a run reuses: all of them; with ``rerun_before`` (``--rerun``)
+    only those whose latest record started at or after that time, i.e. were already rerun,
+    so that a stopped rerun resumes."""
+    if rerun_before is None:
+        return set(stored)
+    limit = rerun_time(rerun_before)
+
+    def rerun_already(record) -> bool:
+        try:
+            return datetime.strptime(record.get("started_at") or "", RERUN_TIME) >= limit
+        except ValueError:  # no start time: an old record, run again
+            return False
+
+    return {k for k, r in stored.items() if rerun_already(r)}
 
 
 @dataclass
@@ -333,10 +367,11 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
     cells = only_cells(expand(suite, registry), options.only)
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
     stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
-    check_mixed_precision_reuse(cells, stored, options.device, store.path)
-    done = set() if options.rerun else set(stored)
+    done = reused_keys(stored, options.rerun_before)
+    reused = {k: stored[k] for k in done}
+    check_mixed_precision_reuse(cells, reused, options.device, store.path)
     todo = [c for c in cells if c["key"] not in done]
-    note_other_cpus(stored, todo, options, store.path)
+    note_other_cpus(reused, todo, options, store.path)
     note_changed_data(todo, stored.values(), store.path)
     executor = registry.create("executor", options.executor, options.executor_params)
     if todo:
@@ -347,7 +382,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
         errors.extend(registry.call_reporters("amrbench_cell_start", cell=cell))
 
     for record in executor.run(todo, options.as_dict(), notify):
-        store.append(record, supersede=options.rerun)
+        store.append(record, supersede=options.rerun_before is not None)
         produced.append(record)
         errors += registry.call_reporters("amrbench_cell_done", record=record)
     errors += registry.call_reporters("amrbench_suite_done", suite=suite, records=produced)

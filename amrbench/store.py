@@ -4,7 +4,9 @@ artifact cache.
 Records: one JSON object per line in ``records.jsonl``, appended under a file lock in one
 write, flushed and fsynced, never rewritten. One record per finished cell: under the lock
 an append first reads the bytes appended since its last look and skips a record whose
-key already has an ``ok`` record (two runs into one folder store each cell once). A
+key already has an ``ok`` record (two runs into one folder store each cell once), except
+for ``run --rerun``, whose records supersede the stored ones (readers take the last ``ok``
+record of a key; the older ones stay as history). A
 torn last line (a crash mid-write) is moved aside to ``records.jsonl.torn`` and ignored
 with a warning; a write that fails (full disk, file-size limit, read-only folder) is
 undone before the error is raised. A bad line in the middle is an error naming the line.

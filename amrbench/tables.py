@@ -572,11 +572,12 @@ def _choice_line(table: Table, frame: pd.DataFrame, shown: Optional[pd.DataFrame
         parts.append(f"{column}: {table.row_values[i]} ({metric} {grid[i, j] * scale:.{digits}f}, "
                      f"test {_shown(table, i, str(column))})")
     complete = ~np.isnan(grid).any(axis=1)
-    if complete.any() and len(table.col_values) > 1:
+    if complete.any():
         overall = grid.mean(axis=1)  # NaN for a row missing a column
         i = int(pick(overall))
-        parts.append(f"all columns: {table.row_values[i]} (mean {metric} {overall[i] * scale:.{digits}f}, "
-                     f"test Avg {_shown(table, i, 'Avg')})")
+        if len(table.col_values) > 1:
+            parts.append(f"all columns: {table.row_values[i]} (mean {metric} {overall[i] * scale:.{digits}f}, "
+                         f"test Avg {_shown(table, i, 'Avg')})")
         if layout["choose_against"] is not None:
             parts.append(_against(table.row_values[i], frame, shown, metric, layout))
     return f"{table.title}: " + "; ".join(parts) + "."
@@ -584,39 +585,48 @@ def _choice_line(table: Table, frame: pd.DataFrame, shown: Optional[pd.DataFrame
 
 def _against(chosen, frame: pd.DataFrame, shown: Optional[pd.DataFrame], metric: str, layout: dict) -> str:
     """The row chosen over all columns against ``choose_against`` (e.g. the current
-    default): the paired difference of their ``choose_by`` values and of the test values
-    the table shows, pairs sharing every axis but the row (column, seed, ...), each a
-    t-interval of the mean difference. Choosing the best of several rows on the same
+    default): the paired difference chosen - against of their ``choose_by`` values and of
+    the test values the table shows, one pair per seed (and per value of any other axis
+    the table does not show), each the mean over the columns both rows hold, with its
+    t-interval at the table's ``ci`` level (95 % without one). The seed, not the (column,
+    seed) cell, is the unit: within a seed the columns share the split, the held-out
+    validation set and any shared artifact. Choosing the best of several rows on the same
     validation values makes its validation difference optimistic; the test difference,
     which the choice never read, is the estimate to report."""
     against = str(layout["choose_against"])
     if str(chosen) == against:
         return f"the chosen row is {against} (choose_against): nothing to compare"
     scale, digits = float(layout["scale"]), _decimals(layout["format"])
-    texts, n = [], 0
+    level = confidence(layout) or stats.CONFIDENCE
+    texts = []
     for name, values in ((metric, frame), ("test", shown)):
         if values is None:
             continue
-        better, than = _paired_values(values, layout["rows"], chosen, against)
+        better, than = _paired_values(values, layout["rows"], layout["columns"], chosen, against)
         if len(better) < 2:
-            texts.append(f"{name} – (fewer than 2 pairs)")
+            texts.append(f"{name}: {len(better)} pair(s), no interval")
             continue
-        d = stats.paired_difference(better, than, bool(layout["higher_is_better"]))
-        n = max(n, d.n)
-        texts.append(f"{name} {d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]")
-    return f"against {against}: " + ", ".join(texts) + f" (95 % CI of the paired difference, n = {n} pairs)"
+        d = stats.paired_difference(better, than, bool(layout["higher_is_better"]), level)
+        texts.append(f"{name} {d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, "
+                     f"{d.high * scale:+.{digits}f}] (n = {d.n})")
+    return (f"{chosen} − {against}: " + ", ".join(texts) +
+            f" ({level * 100:g} % CI of the paired difference over seeds; positive: {chosen} better)")
 
 
-def _paired_values(frame: pd.DataFrame, rows_axis: str, chosen, against) -> tuple:
-    """The values of rows ``chosen`` and ``against`` at the keys both hold (every axis
-    but the row; pooled positions averaged), in the same order."""
-    keys = [a for a in AXES if a not in (rows_axis, "metric")]
-    means = frame.fillna({k: "" for k in keys}).groupby([rows_axis, *keys])["value"].mean()
-    rows = means.index.get_level_values(0).astype(str)
-    better = means[rows == str(chosen)].droplevel(0)
-    than = means[rows == str(against)].droplevel(0)
+def _paired_values(frame: pd.DataFrame, rows_axis: str, cols_axis: str, chosen, against) -> tuple:
+    """Per pair key (every axis but the row and the column; pooled positions and the
+    columns both rows hold averaged, non-finite values left out), the values of rows
+    ``chosen`` and ``against``, in the same order."""
+    keys = [a for a in AXES if a not in (rows_axis, cols_axis, "metric")]
+    frame = frame[np.isfinite(frame["value"])].fillna({k: "" for k in (cols_axis, *keys)})
+    cells = frame.groupby([rows_axis, cols_axis, *keys])["value"].mean()
+    rows = cells.index.get_level_values(0).astype(str)
+    better = cells[rows == str(chosen)].droplevel(0)
+    than = cells[rows == str(against)].droplevel(0)
     common = better.index.intersection(than.index)
-    return better[common].to_numpy(), than[common].to_numpy()
+    by_key = list(range(1, len(keys) + 1))  # levels after the column's
+    return (better[common].groupby(level=by_key).mean().to_numpy(),
+            than[common].groupby(level=by_key).mean().to_numpy())
 
 
 def _shown(table: Table, row: int, column: str) -> str:

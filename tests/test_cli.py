@@ -75,13 +75,35 @@ def test_rerun_runs_stored_cells_again_and_the_new_records_supersede_the_old(wri
     assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--only", "method=herding", "--rerun",
                  "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "2 cells, 2 already done, all 2 to run again (--rerun)" in printed and printed.count(" rerun ") == 2
+    assert "2 cells, 0 already done, 2 to run (2 of them again: --rerun)" in printed and printed.count(" rerun ") == 2
     assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--only", "method=herding", "--rerun"]) == 0
     after = records(path)
     assert len(after) == len(first) + 2  # the superseded records stay
     latest = RecordStore(path).latest()
     assert {k: r["metrics"]["accuracy"] for k, r in latest.items()} == real  # same seed, same numbers
     assert "1.23" not in (out / "table.md").read_text()
+
+
+def test_a_stopped_rerun_resumes_with_rerun_before(write_suite, tmp_path, capsys):
+    """--rerun-before TIME runs the stored cells whose latest record started before TIME:
+    the cells a stopped rerun had not redone yet, and no others."""
+    suite = write_suite()
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0"]) == 0
+    path = out / "records.jsonl"
+    first = records(path)
+    # as if a rerun started at 2021 had redone uniform's cells and was stopped before herding's
+    path.write_text("".join(json.dumps({**r, "started_at": "2020-06-01T00:00:00+0000"}
+                                       if r["labels"]["method"] == "herding" else r) + "\n" for r in first))
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--rerun-before", "2021-01-01T00:00:00"]) == 0
+    assert "2 already done, 2 run" in capsys.readouterr().err
+    rerun = records(path)[len(first):]
+    assert sorted(r["labels"]["method"] for r in rerun) == ["herding", "herding"]
+    assert main(["run", str(suite), "--results", str(out), "--seeds", "0", "--rerun-before", "2021-01-01T00:00:00"]) == 0
+    assert len(records(path)) == len(first) + 2  # resumed: nothing left to redo
+    assert main(["run", str(suite), "--results", str(out), "--rerun-before", "yesterday"]) == 2
+    assert "--rerun-before 'yesterday': not a time" in capsys.readouterr().err
 
 
 def _as_if_run_on(path, device):

@@ -392,4 +392,5 @@ def test_table_of_a_profile_never_run_gives_the_run_command_with_its_profile(wri
     path = write_suite(tiny(extra="profiles:\n  quick: {train: {epochs: 2}}\n"))
     assert main(["table", str(path), "--results", str(tmp_path / "none"), "--profile", "quick"]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"no records yet; run `amrbench run {path} --profile quick` first" in err and len(err.splitlines()) == 1
+    assert (f"no records yet; run `amrbench run {path} --profile quick --results {tmp_path / 'none'}` first" in err
+            and len(err.splitlines()) == 1)

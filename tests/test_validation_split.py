@@ -164,7 +164,7 @@ def test_scoring_selection_and_training_never_see_the_validation_signals(write_s
 # best test cell at 25 % is uniform's, validation picks herding there and over both columns
 CHOICE = {
     ("uniform", "25%"): ([0.70, 0.72], [0.50, 0.52]), ("herding", "25%"): ([0.60, 0.62], [0.60, 0.64]),
-    ("uniform", "50%"): ([0.80, 0.82], [0.80, 0.84]), ("herding", "50%"): ([0.70, 0.70], [0.74, 0.76]),
+    ("uniform", "50%"): ([0.80, 0.82], [0.80, 0.84]), ("herding", "50%"): ([0.70, 0.70], [0.74, 0.78]),
 }
 
 
@@ -184,8 +184,8 @@ def test_choose_by_names_the_validation_best_row_with_its_test_accuracy(write_su
     line = next(x for x in text.splitlines() if x.startswith("- toy · cnn1d:"))
     assert "25%: herding (val_accuracy 62.00, test 61.00±1.41)" in line
     assert "50%: uniform (val_accuracy 82.00, test 81.00±1.41)" in line
-    # means over the columns: uniform (51 + 82) / 2 = 66.5, herding (62 + 75) / 2 = 68.5; test Avg (61 + 70) / 2
-    assert "all columns: herding (mean val_accuracy 68.50, test Avg 65.50)" in line
+    # means over the columns: uniform (51 + 82) / 2 = 66.5, herding (62 + 76) / 2 = 69; test Avg (61 + 70) / 2
+    assert "all columns: herding (mean val_accuracy 69.00, test Avg 65.50)" in line
     assert "## Chosen on validation" in text
     for fmt in ("latex", "csv", "html"):
         assert "25%: herding (val_accuracy 62.00" in render(suite, choice_records(suite), fmt)
@@ -201,13 +201,30 @@ def test_choose_by_a_metric_the_protocol_lacks_names_the_key(write_suite):
         load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_acc}\n"))
 
 
-def test_choose_against_gives_the_paired_difference_on_validation_and_on_test(write_suite):
+def test_choose_against_gives_the_paired_difference_over_seeds_on_validation_and_on_test(write_suite):
     suite = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_against: uniform}\n"))
     line = next(x for x in render(suite, choice_records(suite)).splitlines() if x.startswith("- toy · cnn1d:"))
-    # herding - uniform per (budget, seed): validation +10, +12, -6, -8 (mean +2, sd 10.46, t(3) 3.182);
-    # test -10, -10, -10, -12 (mean -10.5, sd 1.0)
-    assert ("against uniform: val_accuracy +2.00 [-14.64, +18.64], test -10.50 [-12.09, -8.91] "
-            "(95 % CI of the paired difference, n = 4 pairs)") in line
+    # herding - uniform per seed, the mean over both budgets: validation seed 0 (10 - 6) / 2 = 2,
+    # seed 1 (12 - 6) / 2 = 3: mean 2.5, sd 0.707, t(1) 12.706 -> +-6.35; test -10 and -11: -10.5 +- 6.35
+    assert ("herding − uniform: val_accuracy +2.50 [-3.85, +8.85] (n = 2), test -10.50 [-16.85, -4.15] (n = 2) "
+            "(95 % CI of the paired difference over seeds; positive: herding better)") in line
+    ninety = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_against: uniform, ci: 90}\n"))
+    assert "(90 % CI of the paired difference over seeds" in render(ninety, choice_records(ninety))
+
+
+def test_choose_against_pairs_within_the_table_and_works_with_one_column(write_suite):
+    """Two models make two tables; the second model's records (all shifted) must not leak
+    into the first table's pairs. With one rate the column's choice is compared."""
+    text = TINY_SUITE.replace("models: [cnn1d]", "models: [cnn1d, cnn2d]").replace("rates: [0.25, 0.5]", "rates: [0.25]")
+    suite = load_suite(write_suite(text + "table: {choose_by: val_accuracy, choose_against: uniform}\n"))
+    records = choice_records(suite)
+    for r in records:
+        if r["labels"]["model"] == "cnn2d" and r["labels"]["method"] == "herding":
+            r["metrics"] = {"accuracy": 0.99, "val_accuracy": 0.99}
+    lines = [x for x in render(suite, records).splitlines() if x.startswith("- toy · ")]
+    # cnn1d at 25 %: herding - uniform validation +10, +12 (mean 11, t(1) 12.706 x 0.707 x 2 / 2 = 12.71)
+    assert "herding − uniform: val_accuracy +11.00 [-1.71, +23.71] (n = 2), test -10.00" in lines[0]
+    assert "val_accuracy +48.00" in lines[1] and "all columns" not in lines[0]
 
 
 def test_choose_against_the_chosen_row_says_there_is_nothing_to_compare(write_suite):
