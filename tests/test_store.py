@@ -417,3 +417,13 @@ def test_stale_tmp_files_are_removed(tmp_path):
         os.utime(path, (hour_ago, hour_ago))
     cache.get_or_compute("dynamics", {"seed": 1}, lambda: {"epochs": 1})
     assert sorted(p.name for p in folder.iterdir() if ".tmp" in p.name) == [recent.name]
+
+
+def test_a_superseding_record_is_stored_after_the_one_it_replaces_and_read_as_latest(tmp_path):
+    store = RecordStore(tmp_path / "records.jsonl")
+    assert store.append({"key": "k", "status": "ok", "metrics": {"accuracy": 0.1}})
+    assert not store.append({"key": "k", "status": "ok", "metrics": {"accuracy": 0.2}})  # a second run's copy
+    assert store.append({"key": "k", "status": "ok", "metrics": {"accuracy": 0.3}}, supersede=True)
+    assert store.append({"key": "k", "status": "failed", "error": "x"}, supersede=True)
+    assert [r["metrics"]["accuracy"] for r in store.read() if r["status"] == "ok"] == [0.1, 0.3]
+    assert store.latest()["k"]["metrics"]["accuracy"] == 0.3  # the last ok one, not the later failure
