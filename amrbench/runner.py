@@ -269,7 +269,11 @@ def rerun_time(text: str) -> datetime:
     """A ``--rerun-before`` time: ISO 8601 as ``--rerun`` prints it (2026-12-07T20:50:00+0000;
     without a zone, UTC)."""
     try:
-        when = datetime.fromisoformat(str(text))
+        when = datetime.strptime(str(text), RERUN_TIME)  # Python 3.10's fromisoformat cannot read +0000
+    except ValueError:
+        when = None
+    try:
+        when = when or datetime.fromisoformat(str(text))
     except ValueError:
         raise AmrbenchError(f"--rerun-before {text!r}: not a time; give it as --rerun printed it, e.g. "
                             f"2026-12-07T20:50:00+0000") from None
