@@ -71,6 +71,7 @@ TABLE_DEFAULTS = {
     "pair_positions": True,
     "choose_by": None,
     "choose_against": None,
+    "choose_from": None,
 }
 EXTRA_ROW_KEYS = {"label", "metric", "pool", "scale", "format", "position"}
 AXES = ("dataset", "method", "budget", "model", "seed", "metric")
@@ -443,7 +444,7 @@ def _validate(src, data: dict, path: Path, profile, registry, read_files: bool =
     from amrbench.published import validate_published
 
     _validate_ranks(src, suite)
-    _validate_choose_against(src, suite)
+    _validate_choice(src, suite)
     suite.claims = validate_claims(src, data.get("claims"), suite)
     suite.published = validate_published(src, data.get("published"), suite)
     return suite
@@ -466,21 +467,28 @@ def _validate_ranks(src, suite: Suite) -> None:
                                                   f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
 
 
-def _validate_choose_against(src, suite: Suite) -> None:
+def _validate_choice(src, suite: Suite) -> None:
     """``table: choose_against`` names the row (e.g. the current default) that the row
-    chosen on ``choose_by`` is compared with; it needs ``choose_by``."""
-    against = suite.table["choose_against"]
-    if against is None:
-        return
+    chosen on ``choose_by`` is compared with, ``choose_from`` the rows the choice is among
+    (e.g. a method's settings, not the baselines beside them); both need ``choose_by``."""
     from amrbench.tables import axis_labels
 
     rows = [str(r) for r in axis_labels(suite)[suite.table["rows"]]]
-    if not suite.table["choose_by"]:
-        raise src.error(("table", "choose_against"), "needs table.choose_by (the metric that chooses the row), "
-                                                     "e.g. choose_by: val_accuracy")
-    if str(against) not in rows:
-        raise src.error(("table", "choose_against"), f"{against!r} is not a row of the table"
-                                                     f"{did_you_mean(str(against), rows)}; rows: {', '.join(rows)}")
+    named = [(("table", "choose_against"), suite.table["choose_against"])]
+    listed = suite.table["choose_from"]
+    if listed is not None:
+        if not (isinstance(listed, list) and listed):
+            raise src.error(("table", "choose_from"), "must be a list of the row labels to choose among")
+        named += [(("table", "choose_from", k), label) for k, label in enumerate(listed)]
+    for where, label in named:
+        if label is None:
+            continue
+        if not suite.table["choose_by"]:
+            raise src.error(where[:2], "needs table.choose_by (the metric that chooses the row), "
+                                       "e.g. choose_by: val_accuracy")
+        if str(label) not in rows:
+            raise src.error(where, f"{label!r} is not a row of the table"
+                                   f"{did_you_mean(str(label), rows)}; rows: {', '.join(rows)}")
 
 
 def _suite_name(src, data: dict, path: Path) -> str:

@@ -33,8 +33,9 @@ LaTeX, CSV and HTML by ``amrbench.render``).
   the ``quick`` profile is labelled a smoke test.
 - Choice: with ``table: {choose_by: val_accuracy}``, under each table the row a
   held-out validation metric chooses, per column and over all columns, with the test
-  value the table shows for it (see :func:`choices`); with ``choose_against: ROW``, the
-  chosen row's paired difference against ROW on validation and on test.
+  value the table shows for it (see :func:`choices`); ``choose_from`` limits the choice
+  to the listed rows; with ``choose_against: ROW``, the chosen row's paired difference
+  against ROW on validation and on test.
 Rows and columns keep the suite's order.
 """
 from __future__ import annotations
@@ -558,7 +559,9 @@ def _choice_line(table: Table, frame: pd.DataFrame, shown: Optional[pd.DataFrame
         frame = frame[frame[axis] == value]
         shown = None if shown is None else shown[shown[axis] == value]
     means = frame.groupby([rows_axis, cols_axis])["value"].mean()
-    grid = np.array([[means.get((r, c), np.nan) for c in table.col_values] for r in table.row_values], dtype=float)
+    among = None if layout["choose_from"] is None else {str(r) for r in layout["choose_from"]}
+    grid = np.array([[means.get((r, c), np.nan) if among is None or str(r) in among else np.nan
+                      for c in table.col_values] for r in table.row_values], dtype=float)
     grid = grid.reshape(len(table.row_values), len(table.col_values))
     if np.isnan(grid).all():
         return f"{table.title}: no record holds {metric}; nothing to choose."

@@ -240,3 +240,16 @@ def test_a_bad_choose_against_is_one_line_naming_the_key(write_suite, table, mes
     with pytest.raises(AmrbenchError, match=message) as info:
         load_suite(write_suite(TINY_SUITE + f"table: {table}\n"))
     assert "\n" not in str(info.value)
+
+
+def test_choose_from_limits_the_choice_to_the_listed_rows(write_suite):
+    suite = load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_from: [herding], "
+                                                "choose_against: uniform}\n"))
+    line = next(x for x in render(suite, choice_records(suite)).splitlines() if x.startswith("- toy · cnn1d:"))
+    # uniform has the better validation accuracy at 50 % (82 against 76) but is not a candidate
+    assert "50%: herding (val_accuracy 76.00, test 70.00±0.00)" in line and "herding − uniform" in line
+    with pytest.raises(AmrbenchError, match=r"table\.choose_from\.0.*'kcenter' is not a row") as info:
+        load_suite(write_suite(TINY_SUITE + "table: {choose_by: val_accuracy, choose_from: [kcenter]}\n"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(AmrbenchError, match=r"table\.choose_from.*needs table\.choose_by"):
+        load_suite(write_suite(TINY_SUITE + "table: {choose_from: [herding]}\n"))
