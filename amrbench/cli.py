@@ -264,7 +264,7 @@ def cmd_run(args) -> int:
         from amrbench.store import RecordStore
 
         store = RecordStore(runner.results_dir(suite, options) / "records.jsonl")
-        stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
+        stored = store.latest_ok()
         done = runner.reused_keys(stored, args.rerun_before)
         todo = [c for c in cells if c["key"] not in done]
         runner.note_changed_data(todo, store.latest().values(), store.path)
@@ -344,7 +344,7 @@ def _confirm_cost(suite, cells: list, args, out_dir) -> None:
     if args.yes or args.executor != "local":
         return
     store = RecordStore(Path(out_dir) / "records.jsonl")
-    stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"} if store.path.exists() else {}
+    stored = store.latest_ok() if store.path.exists() else {}
     done = runner.reused_keys(stored, args.rerun_before)
     todo = [c for c in cells if c["key"] not in done]
     if todo:

@@ -370,7 +370,7 @@ def run_suite(suite: Suite, options: RunOptions) -> RunSummary:
         raise AmrbenchError("--threads must be at least 1")
     cells = only_cells(expand(suite, registry), options.only)
     store = RecordStore(results_dir(suite, options) / "records.jsonl")
-    stored = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
+    stored = store.latest_ok()
     done = reused_keys(stored, options.rerun_before)
     reused = {k: stored[k] for k in done}
     check_mixed_precision_reuse(cells, reused, options.device, store.path)

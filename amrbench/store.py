@@ -126,8 +126,12 @@ class RecordStore:
                 out[key] = record
         return out
 
+    def latest_ok(self) -> dict:
+        """The last ``ok`` record per key, for the keys that have one."""
+        return {k: r for k, r in self.latest().items() if r.get("status") == "ok"}
+
     def done_keys(self) -> set:
-        return {k for k, r in self.latest().items() if r.get("status") == "ok"}
+        return set(self.latest_ok())
 
     # ---- appending
     def append(self, record: dict, supersede: bool = False) -> bool:

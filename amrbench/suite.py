@@ -462,9 +462,14 @@ def _validate_ranks(src, suite: Suite) -> None:
         raise src.error(("table", "ranks"), "must be true or false (the Rank column), or the column labels to "
                                             "rank over, e.g. [1%, 5%]")
     for k, label in enumerate(chosen):
-        if str(label) not in columns:
-            raise src.error(("table", "ranks", k), f"{label!r} is not a column of the table"
-                                                  f"{did_you_mean(str(label), columns)}; columns: {', '.join(columns)}")
+        _require_label(src, ("table", "ranks", k), label, columns, "column")
+
+
+def _require_label(src, where: tuple, label, known: list, what: str) -> None:
+    """``label`` is one of the table's ``known`` row or column labels (``what``)."""
+    if str(label) not in known:
+        raise src.error(where, f"{label!r} is not a {what} of the table"
+                               f"{did_you_mean(str(label), known)}; {what}s: {', '.join(known)}")
 
 
 def _validate_choice(src, suite: Suite) -> None:
@@ -486,9 +491,7 @@ def _validate_choice(src, suite: Suite) -> None:
         if not suite.table["choose_by"]:
             raise src.error(where[:2], "needs table.choose_by (the metric that chooses the row), "
                                        "e.g. choose_by: val_accuracy")
-        if str(label) not in rows:
-            raise src.error(where, f"{label!r} is not a row of the table"
-                                   f"{did_you_mean(str(label), rows)}; rows: {', '.join(rows)}")
+        _require_label(src, where, label, rows, "row")
 
 
 def _suite_name(src, data: dict, path: Path) -> str:

@@ -549,7 +549,8 @@ def choices(suite, records: list, tables: list) -> list:
         return []
     layout = suite.table
     frame = records_frame(records, metric)
-    shown = records_frame(records, layout["metric"], layout["pool"]) if isinstance(layout["metric"], str) else None
+    compared = layout["choose_against"] is not None and isinstance(layout["metric"], str)
+    shown = records_frame(records, layout["metric"], layout["pool"]) if compared else None
     return [_choice_line(t, frame, shown, metric, layout) for t in tables]
 
 
