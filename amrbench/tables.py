@@ -91,9 +91,14 @@ def metric_value(metrics: dict, name: str):
 def ranked_columns(layout: dict, col_values: list) -> list:
     """The indices of the columns the Rank column, the Friedman test and the CD diagram
     read: all, or those ``ranks`` lists (e.g. the per-SNR columns, not their aggregate)."""
-    chosen = layout.get("ranks", True)
-    listed = None if isinstance(chosen, bool) else {str(x) for x in chosen}
+    listed = ranked_labels(layout)
     return [j for j, c in enumerate(col_values) if listed is None or str(c) in listed]
+
+
+def ranked_labels(layout: dict) -> Optional[list]:
+    """The column labels ``ranks`` lists as strings; None when it is a bool (all columns)."""
+    chosen = layout.get("ranks", True)
+    return None if isinstance(chosen, bool) else [str(x) for x in chosen]
 
 
 def records_frame(records: list, metric, pool: Optional[str] = None, labels: Optional[list] = None) -> pd.DataFrame:
@@ -444,8 +449,8 @@ def _caption(suite, frame, counts: set, expected: int, ranked: bool, pairs: int)
                  f"t-test, α = {stats.ALPHA:g}, pairs share {_pairing_text(layout, frame)})"
                  + ("; Avg by the same test on per-pair averages." if layout["avg"] else "."))
     if ranked:
-        chosen = layout.get("ranks", True)
-        over_columns = "the columns" if isinstance(chosen, bool) else "the columns " + ", ".join(map(str, chosen))
+        listed = ranked_labels(layout)
+        over_columns = "the columns" if listed is None else "the columns " + ", ".join(listed)
         text += f" Rank: average rank over {over_columns} (1 = best, ties averaged)."
     return text
 

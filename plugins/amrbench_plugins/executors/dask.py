@@ -445,7 +445,8 @@ def _died(future, retries: int):
 
 def _lost(future):
     raise AmrbenchError(f"lost the connection to the Dask scheduler (task {future.key!r} {future.status}); "
-                        f"finished cells are stored, rerun to resume")
+                        f"finished cells are stored, run the same command again to resume (a stopped --rerun: "
+                        f"with --rerun-before and the time it printed)")
 
 
 def _outcome(future, cell: dict, opts: dict, retries: int) -> dict:
