@@ -53,12 +53,12 @@ def _check_run_args(args) -> None:
 
 
 def _only(text: str) -> tuple:
-    """``--only AXIS=VALUE[,VALUE]`` -> (axis, [values])."""
+    """``--only AXIS=VALUE[,VALUE]`` -> (axis, [text]); ``only_cells`` splits the text at
+    commas unless it names a cell whole (a label may hold a comma)."""
     axis, sep, values = text.partition("=")
-    chosen = [v.strip() for v in values.split(",") if v.strip()]
-    if not sep or not axis.strip() or not chosen:
+    if not sep or not axis.strip() or not values.replace(",", "").strip():
         raise argparse.ArgumentTypeError(f"--only {text!r}: give AXIS=VALUE[,VALUE], e.g. dataset=RML2016.10a")
-    return axis.strip(), chosen
+    return axis.strip(), [values.strip()]
 
 
 def _only_dict(pairs: list) -> dict:
@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "e.g. --executor dask --executor-param workers=4")
     run.add_argument("--only", action="append", default=[], type=_only, metavar="AXIS=VALUE[,VALUE]",
                      help="run one block of the grid: the cells whose dataset, model, method or budget is one of "
-                     "the values (label or plugin name; repeatable, e.g. --only dataset=RML2016.10a --only model=cnn2d); "
-                     "the table still shows every stored cell")
+                     "the values (label or plugin name; repeatable, e.g. --only dataset=RML2016.10a --only "
+                     "model=cnn2d; a label holding a comma goes in an --only of its own); the table still shows "
+                     "every stored cell")
     run.add_argument("--rerun", action="store_true",
                      help="run the selected cells (the suite, or its --only / --seeds block) again even when stored; "
                      "the new records supersede the old ones in tables, which stay in records.jsonl. It prints its "

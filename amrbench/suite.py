@@ -904,22 +904,32 @@ ONLY_AXES = ("dataset", "model", "method", "budget")
 def only_cells(cells: list, only: dict) -> list:
     """The cells of a block: those whose label, or plugin name, on every axis of
     ``only`` ({axis: [values]}, ``--only AXIS=VALUE,...``) is one of the values (case
-    apart). A value that names no cell of the grid is an error listing the axis's
-    labels, so a typo never runs an empty block."""
+    apart). A value holding commas is one label if a cell has it ("equal, top of each
+    tier"), else a list. A value that names no cell of the grid is an error listing the
+    axis's labels, so a typo never runs an empty block."""
+    wanted = {}
     for axis, values in only.items():
         if axis not in ONLY_AXES:
             raise AmrbenchError(f"--only {axis}=...: unknown axis{did_you_mean(axis, ONLY_AXES)} "
                                 f"(seeds: --seeds)")
-        known = {}
+        known, wanted[axis] = {}, set()
         for cell in cells:
             for name in _cell_names(cell, axis):
                 known.setdefault(name.lower(), cell["labels"][axis])
         for value in values:
-            if str(value).lower() not in known:
-                raise AmrbenchError(f"--only {axis}={value}: no cell of the grid has that {axis}"
-                                    f"{did_you_mean(str(value), set(known.values()))}")
-    wanted = {axis: {str(v).lower() for v in values} for axis, values in only.items()}
+            for part in _only_parts(value, known):
+                if part.lower() not in known:
+                    split = " (a label holding a comma goes in an --only of its own)" if part != str(value) else ""
+                    raise AmrbenchError(f"--only {axis}={part}: no cell of the grid has that {axis}{split}"
+                                        f"{did_you_mean(part, set(known.values()))}")
+                wanted[axis].add(part.lower())
     return [c for c in cells if all(any(n.lower() in wanted[a] for n in _cell_names(c, a)) for a in wanted)]
+
+
+def _only_parts(value, known: dict) -> list:
+    """``value`` whole when it names a cell, else its comma-separated parts."""
+    text = str(value).strip()
+    return [text] if text.lower() in known else [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _cell_names(cell: dict, axis: str) -> list:

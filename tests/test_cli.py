@@ -61,6 +61,21 @@ def test_a_block_runs_only_its_cells_and_the_table_shows_every_stored_one(write_
     assert "unknown axis" in capsys.readouterr().err
 
 
+def test_only_takes_a_label_with_a_comma_whole(write_suite, tmp_path, capsys):
+    suite = write_suite(TINY_SUITE.replace("methods: [uniform, herding]",
+                                           "methods: [uniform, {name: herding, label: 'Herding, nearest'}]"))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--results", str(out), "--dry-run", "--only", "method=herding, NEAREST"]) == 0
+    assert "4 cells, 0 already done, 4 to run" in capsys.readouterr().out
+    assert main(["run", str(suite), "--results", str(out), "--dry-run", "--only", "method=uniform",
+                 "--only", "method=Herding, nearest", "--only", "budget=25%"]) == 0
+    assert "4 cells, 0 already done, 4 to run" in capsys.readouterr().out
+    assert main(["run", str(suite), "--results", str(out), "--dry-run",
+                 "--only", "method=uniform,Herding, nearest"]) == 2
+    assert ("--only method=nearest: no cell of the grid has that method (a label holding a comma goes in an --only "
+            "of its own) (did you mean 'Herding, nearest'?)") in capsys.readouterr().err
+
+
 def test_rerun_runs_stored_cells_again_and_the_new_records_supersede_the_old(write_suite, tmp_path, capsys):
     suite = write_suite()
     out = tmp_path / "out"
