@@ -30,7 +30,11 @@ Parameters and defaults (where the paper gives no value, the choice is amrbench'
   middle, bottom), cut by rank: equal thirds (not given in the paper).
 - ``tier_proportions: [1, 1, 1]``: relative shares of the budget drawn from the top,
   middle and bottom tier; equal thirds by default (the paper's "preset ratio" is not
-  published). A tier too small for its share passes the rest to the others.
+  published). A tier too small for its share passes the rest to the others. Kept after
+  ``suites/foqus_tiers.yaml --profile evidence`` (RML2016.10a, CNN1D, 1-20 %, 3 seeds)
+  chose among seven variants on a validation split: its pick, equal thirds with
+  ``within_tier: top``, was +0.78 [-6.88, +8.43] points against 1:1:1 on validation, an
+  interval holding 0 (docs/selectors.md, "Choosing FoQuS's tiers").
 - ``within_tier: random``: the signals of a tier are drawn uniformly (seeded by the cell
   seed), as "draw" reads; ``top`` takes each tier's highest scores instead.
 - ``stratify: class``: tiers and draws are made inside every class (the paper's coresets
