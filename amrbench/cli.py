@@ -186,6 +186,28 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     allocator.tune()
+    previous = _interrupt_on_sigterm()
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm():
+    """SIGTERM (``kill``, a batch scheduler's time limit) stops a command as Ctrl-C does:
+    the finished cells stay stored and the run says how to resume. Returns the previous
+    handler, or None where none can be set (not the main thread)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _main(args) -> int:
     try:
         return int(COMMANDS.get(args.command, _delegate)(args) or 0)
     except AmrbenchError as exc:

@@ -283,6 +283,25 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(write_suite, t
     assert [r["key"] for r in final[:len(partial)]] == [r["key"] for r in partial]
 
 
+def test_sigterm_stops_a_run_like_ctrl_c_and_the_run_resumes(write_suite, tmp_path):
+    suite = write_suite(SLOW_SUITE)
+    out = tmp_path / "out"
+    store = out / "records.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "amrbench.cli", "run", str(suite), "--results", str(out)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not store.exists() or store.read_text().count("\n") < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    partial = records(store)
+    assert proc.returncode == 130 and "interrupted; finished cells are stored, rerun to resume" in err
+    assert 2 <= len(partial) < 24
+    result = run_cli("run", suite, "--results", out)
+    assert result.returncode == 0 and f"{len(partial)} already done, {24 - len(partial)} run" in result.stderr
+    assert len({r["key"] for r in records(store)}) == len(records(store)) == 24
+
+
 def test_leaderboard_rebuild_and_check(write_suite, tmp_path):
     suite = write_suite()
     results_root = tmp_path / "results"
