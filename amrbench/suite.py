@@ -919,7 +919,7 @@ def only_cells(cells: list, only: dict) -> list:
         for value in values:
             for part in _only_parts(value, known):
                 if part.lower() not in known:
-                    split = " (a label holding a comma goes in an --only of its own)" if part != str(value) else ""
+                    split = " (a label holding a comma goes in an --only of its own)" if "," in str(value) else ""
                     raise AmrbenchError(f"--only {axis}={part}: no cell of the grid has that {axis}{split}"
                                         f"{did_you_mean(part, set(known.values()))}")
                 wanted[axis].add(part.lower())
